@@ -1,0 +1,194 @@
+"""Checkpoints: config + weights in safetensors, training state in a weights_only torch file.
+
+A run directory looks like::
+
+    RUN/config.json                      the resolved config (also inside every weights file)
+    RUN/checkpoints/step-00004680/weights.safetensors
+    RUN/checkpoints/step-00004680/state.pt
+    RUN/checkpoints/latest               name of the newest complete checkpoint, moved last
+
+A checkpoint directory is written under a temporary name and renamed into place, and ``latest`` is
+replaced atomically after that, so a crash at any moment leaves the previous checkpoint readable.
+Nothing here unpickles arbitrary objects: weights are safetensors and the state loads with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from .config import Config
+
+FORMAT = "advrep-checkpoint-1"
+WEIGHTS = "weights.safetensors"
+STATE = "state.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or belongs to another model."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_weights(path: Path, nets: torch.nn.Module, cfg: Config) -> None:
+    """All networks' parameters and buffers, with the config in the safetensors metadata."""
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in nets.state_dict().items()}
+    meta = {"format": FORMAT, "method": cfg.method, "config": cfg.to_json()}
+    save_file(tensors, str(path), metadata=meta)
+
+
+def read_weights(path: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
+    """(config, tensors) from a weights file; errors name the file and what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist.")
+    try:
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"weights file {path} is not a readable safetensors file ({exc}); "
+                              "it may be truncated or corrupt: use an earlier checkpoint.") from exc
+    if meta.get("format") != FORMAT or "config" not in meta:
+        raise CheckpointError(f"weights file {path} was not written by advrep (metadata format "
+                              f"{meta.get('format')!r}); load it with safetensors directly instead.")
+    cfg = Config.from_dict(json.loads(meta["config"]), source=str(path))
+    return cfg, tensors
+
+
+def load_state_dict_checked(nets: torch.nn.Module, tensors: dict[str, torch.Tensor], *, source: str) -> None:
+    """load_state_dict that lists every missing, unexpected and mis-shaped tensor when they differ."""
+    own = nets.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    shapes = [f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        lines = [f"{source} does not match this model:"]
+        if missing:
+            lines.append(f"  missing from checkpoint ({len(missing)}): {', '.join(missing[:10])}")
+        if unexpected:
+            lines.append(f"  not in the model ({len(unexpected)}): {', '.join(unexpected[:10])}")
+        lines.extend(f"  shape {s}" for s in shapes[:12])
+        if len(shapes) > 12:
+            lines.append(f"  ... and {len(shapes) - 12} more tensors of another shape")
+        lines.append("  Load it with the method and settings it was trained with (see `advrep info`).")
+        raise CheckpointError("\n".join(lines))
+    nets.load_state_dict(tensors)
+
+
+def checkpoint_root(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def save_checkpoint(run_dir: Path, nets: torch.nn.Module, cfg: Config, state: dict[str, Any], *,
+                    keep: int = 2) -> Path:
+    """Write weights + state under a temporary name, rename into place, then move ``latest``."""
+    root = checkpoint_root(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{int(state['step']):08d}"
+    final = root / name
+    tmp = root / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_weights(tmp / WEIGHTS, nets, cfg)
+    torch.save(state, tmp / STATE)
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    if final.exists():  # same step saved twice (e.g. Ctrl-C right after an epoch's checkpoint)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    atomic_write_text(root / "latest", name + "\n")
+    _prune(root, keep=keep, current=name)
+    return final
+
+
+def _prune(root: Path, *, keep: int, current: str) -> None:
+    done = sorted(p for p in root.glob("step-*") if p.is_dir())
+    for old in done[:-keep] if keep > 0 else []:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint directory, or None. Falls back to scanning if ``latest`` is bad."""
+    root = checkpoint_root(run_dir)
+    pointer = root / "latest"
+    if pointer.is_file():
+        candidate = root / pointer.read_text().strip()
+        if (candidate / WEIGHTS).is_file() and (candidate / STATE).is_file():
+            return candidate
+    done = sorted(p for p in root.glob("step-*") if (p / WEIGHTS).is_file() and (p / STATE).is_file())
+    return done[-1] if done else None
+
+
+def load_state(ckpt_dir: Path) -> dict[str, Any]:
+    path = Path(ckpt_dir) / STATE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"training state {path} is missing; the checkpoint is incomplete.") from None
+    except Exception as exc:  # weights_only refuses pickled code; a truncated file fails to unzip
+        raise CheckpointError(f"training state {path} cannot be loaded safely ({type(exc).__name__}: "
+                              f"{exc}). It is corrupt or not an advrep file: use an earlier checkpoint.") from exc
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A run directory, a checkpoint directory or a weights file -> the weights file to load."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / WEIGHTS).is_file():
+        return path / WEIGHTS
+    ckpt = latest_checkpoint(path)
+    if ckpt is None:
+        raise CheckpointError(f"no checkpoint found in {path}: expected {checkpoint_root(path)}/step-*/"
+                              f"{WEIGHTS}. Train first with `advrep train`, or pass a weights file.")
+    return ckpt / WEIGHTS
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
+    """Rebuild a trained method from a run directory, checkpoint directory or weights file alone."""
+    from .methods import build_method
+
+    weights = resolve_weights(path)
+    cfg, tensors = read_weights(weights)
+    image_shape = tuple(cfg.image_shape)
+    if len(image_shape) != 3:
+        raise CheckpointError(f"{weights} lacks the image shape in its config; it cannot be rebuilt.")
+    method = build_method(cfg, image_shape)
+    load_state_dict_checked(method.nets, tensors, source=f"weights file {weights}")
+    method.nets.to(device).eval()
+    return method

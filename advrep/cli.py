@@ -1,0 +1,252 @@
+"""advrep's command line: thin subcommands, each one call into the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", default=None,
+                   help="directory holding datasets (default: $ADVREP_DATA_DIR, else ~/.cache/advrep)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import parse_overrides
+    from .evaluate import format_table
+    from .methods import make_config
+    from .train import train
+
+    overrides = parse_overrides(args.set or [])
+    if args.data is not None:
+        overrides["data"] = args.data
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    if args.device is not None:
+        overrides["device"] = args.device
+    cfg = make_config(args.method, file=args.config, overrides=overrides)
+    run_dir = Path(args.run_dir or Path("runs") / f"{cfg.method}-{cfg.data.replace('/', '_')}")
+    print(f"training {cfg.method} on {cfg.data} into {run_dir}", flush=True)
+    summary = train(cfg, run_dir, resume=args.resume)
+    print(format_table({k: v for k, v in summary.items() if k != "kind"}))
+    print(f"run directory: {run_dir}  (next: advrep eval {run_dir})")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .checkpoint import load_model
+    from .data import load_dataset
+    from .evaluate import evaluate, format_table
+
+    method = load_model(args.run)
+    cfg = method.cfg
+    data_dir = args.data_dir or cfg.data_dir
+    train_set = load_dataset(cfg.data, "train", data_dir=data_dir, size=cfg.image_size or None)
+    test_set = load_dataset(cfg.data, "test", data_dir=data_dir, size=cfg.image_size or None)
+    results = evaluate(method, train_set, test_set, probe=not args.no_probe, parzen=args.parzen)
+    print(format_table(results))
+    out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if Path(args.run).is_dir() else None)
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {out}")
+    figures = args.figures or (Path(args.run) / "figures" if Path(args.run).is_dir() else None)
+    if figures is not None and not args.no_figures:
+        from .latent_plots import method_figures
+
+        for path in method_figures(method, test_set, figures):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_model
+    from .images import save_grid
+
+    method = load_model(args.run)
+    if not method.has_generator:
+        raise SystemExit(f"method {method.cfg.method!r} has no generator to sample from.")
+    rng = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():
+        x = method.generate(method.sample_prior(args.n, rng))
+    out = Path(args.out or (Path(args.run) / "samples.png" if Path(args.run).is_dir() else "samples.png"))
+    save_grid(x, out)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .checkpoint import latest_checkpoint, read_weights, resolve_weights
+
+    weights = resolve_weights(args.run)
+    cfg, tensors = read_weights(weights)
+    n_params = sum(t.numel() for k, t in tensors.items() if not k.endswith(("running_mean", "running_var",
+                                                                            "num_batches_tracked")))
+    print(f"weights     {weights}")
+    print(f"method      {cfg.method}")
+    print(f"data        {cfg.data} {tuple(cfg.image_shape)}")
+    print(f"parameters  {n_params:,}")
+    run = Path(args.run)
+    if run.is_dir() and latest_checkpoint(run) is not None:
+        print(f"checkpoint  {latest_checkpoint(run).name}")
+    for path in (run / "summary.json", run / "eval.json"):
+        if run.is_dir() and path.is_file():
+            print(f"{path.name}:")
+            for key, value in sorted(json.loads(path.read_text()).items()):
+                print(f"  {key:<28} {value}")
+    print("config:")
+    for key, value in sorted(cfg.to_dict().items()):
+        print(f"  {key:<20} {value}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from .methods import METHODS
+
+    for name, cls in sorted(METHODS.items()):
+        print(f"{name:<12} {cls.description}")
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .eval import save_classifier, train_classifier
+
+    train_set = load_dataset(args.data, "train", data_dir=args.data_dir, size=args.image_size)
+    test_set = load_dataset(args.data, "test", data_dir=args.data_dir, size=args.image_size)
+    out = Path(args.out or Path("classifiers") / args.data.replace("/", "_").replace(":", "_"))
+    print(f"training a domain classifier on {train_set!r} for {args.epochs} epochs", flush=True)
+    model, info = train_classifier(train_set.x, train_set.y, test_x=test_set.x, test_y=test_set.y,
+                                   epochs=args.epochs, seed=args.seed)
+    digest = save_classifier(model, out, {"data": args.data, **info})
+    print(f"test accuracy {info['test_accuracy']:.2f}%  sha256 {digest}\nwrote {out}  "
+          f"(next: advrep fid RUN --classifier {out})")
+    return 0
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import load_model
+    from .data import load_dataset
+    from .eval import ClassifierError, domain_fid, load_classifier, sample_batches
+    from .evaluate import format_table
+
+    method = load_model(args.run)
+    if not method.has_generator:
+        raise SystemExit(f"method {method.cfg.method!r} has no generator to score.")
+    classifier, info = load_classifier(args.classifier)
+    cfg = method.cfg
+    real = load_dataset(cfg.data, args.split, data_dir=args.data_dir or cfg.data_dir,
+                        size=cfg.image_size or None)
+    if list(real.image_shape) != list(info["image_shape"]):
+        raise ClassifierError(f"classifier {args.classifier} was trained on images {info['image_shape']} but "
+                              f"{cfg.data} has {list(real.image_shape)}; train one on this data.")
+    rng = torch.Generator().manual_seed(args.seed)
+    samples = sample_batches(lambda k: method.generate(method.sample_prior(k, rng)), args.n)
+    results = domain_fid(classifier.features, samples, real.x, classifier_sha256=info["sha256"])
+    print(format_table(results))
+    out = Path(args.out) if args.out else (Path(args.run) / "fid.json" if Path(args.run).is_dir() else None)
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .methods import METHODS
+
+    parser = argparse.ArgumentParser(prog="advrep", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"advrep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a method")
+    p.add_argument("method", choices=sorted(METHODS), metavar="METHOD",
+                   help=f"one of: {', '.join(sorted(METHODS))}")
+    p.add_argument("--data", default=None, help="mnist, fashion-mnist, kmnist, digits, a .npz/.npy file or a folder")
+    _add_data_dir(p)
+    p.add_argument("--config", default=None, help="TOML or JSON file of settings")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
+    p.add_argument("--run-dir", default=None, help="where to write (default runs/METHOD-DATA)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="1NN, linear probe and reconstruction metrics of a trained run")
+    p.add_argument("run", help="run directory, checkpoint directory or weights file")
+    _add_data_dir(p)
+    p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression probe")
+    p.add_argument("--out", default=None, help="JSON file to write (default RUN/eval.json)")
+    p.add_argument("--parzen", action="store_true",
+                   help="also the Parzen-window log-likelihood of the test set under 10k samples (sigma from validation)")
+    p.add_argument("--figures", default=None,
+                   help="folder for PNGs: samples, 2-D code scatter, the method's own grids (default RUN/figures)")
+    p.add_argument("--no-figures", action="store_true", help="write no PNGs")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("sample", help="a PNG grid of samples G(z)")
+    p.add_argument("run")
+    p.add_argument("-n", type=int, default=64)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("info", help="what a run or weights file holds")
+    p.add_argument("run")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("methods", help="list the methods")
+    p.set_defaults(func=cmd_methods)
+
+    from .inversion.cli import add_inversion_commands
+
+    add_inversion_commands(sub)  # invert, compare
+
+    p = sub.add_parser("train-classifier",
+                       help="train the small CNN whose features score samples (domain FID)")
+    p.add_argument("--data", required=True, help="dataset with labels and a test split, e.g. mnist")
+    _add_data_dir(p)
+    p.add_argument("--image-size", type=int, default=None, help="image folders: resize/crop to this size")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="directory to write (default classifiers/DATA)")
+    p.set_defaults(func=cmd_train_classifier)
+
+    p = sub.add_parser("fid",
+                       help="domain FID and KID of a run's samples, in a trained classifier's features")
+    p.add_argument("run", help="run directory, checkpoint directory or weights file")
+    p.add_argument("--classifier", required=True, help="directory written by advrep train-classifier")
+    _add_data_dir(p)
+    p.add_argument("-n", type=int, default=10000, help="number of samples (default 10000)")
+    p.add_argument("--split", default="test", choices=["train", "test"], help="real images to compare with")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="JSON file to write (default RUN/fid.json)")
+    p.set_defaults(func=cmd_fid)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .eval import ClassifierError
+    from .train import TrainingError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, CheckpointError, TrainingError, ClassifierError) as exc:
+        print(f"advrep {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"\nadvrep {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""BiGAN (Donahue, Kraehenbuehl & Darrell 2017) and ALI (Dumoulin et al. 2017).
+
+Both learn G: z -> x and E: x -> z against one discriminator on joint pairs, D(x, E(x)) versus
+D(G(z), z) (BiGAN eq. 3). At the optimum E = G^-1. ALI is the same game with a Gaussian prior and a
+stochastic, reparameterised encoder (ALI section 2.2); here it is a subclass that changes defaults.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..nets import bigan_networks
+from . import losses as L
+from .base import Method
+
+
+class BiGAN(Method):
+    name = "bigan"
+    description = "BiGAN: generator, encoder and a joint (x, z) discriminator (Donahue et al.)"
+    optimizers = {"D": ("D",), "EG": ("E", "G")}
+    phases = (("D", "EG"),)  # all three networks step on every batch, from one forward pass
+
+    def build(self) -> nn.ModuleDict:
+        # cfg.arch picks the networks: the paper's MLPs (default), DCGAN or ResNet image networks.
+        return bigan_networks(self.cfg, self.image_shape)
+
+    def losses(self, phase, x, y, rng):
+        G, E, D = self.nets["G"], self.nets["E"], self.nets["D"]
+        x = self.flat(x)  # [B, D]
+        z = self.sample_prior(x.shape[0], rng)  # [B, latent]
+        real = D(x, E(x))  # encoder pair, label 1
+        fake = D(G(z), z)  # generator pair, label 0
+        losses = {"D": L.discriminator_loss(real, fake), "EG": L.generator_loss(real, fake, self.cfg.objective)}
+        logs = {"D_real": torch.sigmoid(real).mean(), "D_fake": torch.sigmoid(fake).mean()}
+        return losses, logs
+
+    def encode(self, x):
+        return self.nets["E"](self.flat(x), sample=False)
+
+    def generate(self, z):
+        return self.images(self.nets["G"](z))
+
+    def features(self, x):
+        E = self.nets["E"]
+        h = E.features(self.flat(x))  # [B, hidden]
+        pre = E.pre_head(h)[0]  # [B, latent], before the squashing into the prior's support
+        return {"z": E.squash(pre), "z_pre": pre, "penultimate": h}
+
+
+class ALI(BiGAN):
+    name = "ali"
+    description = "ALI: BiGAN's game with a Gaussian prior and a stochastic encoder (Dumoulin et al.)"
+    defaults = {"prior": "gaussian", "stochastic_encoder": True, "weight_decay": 0.0}

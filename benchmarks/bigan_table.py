@@ -1,0 +1,175 @@
+"""The BiGAN paper's permutation-invariant MNIST table (Donahue et al. 2017, table 1), reproduced: BiGAN
+and its five baselines trained with the same networks and schedule, evaluated the same way, printed
+beside the paper's numbers and written into BENCHMARKS.md.
+
+    python benchmarks/bigan_table.py                          # the full budget: 200 + 200 epochs a row
+    python benchmarks/bigan_table.py --rows gan,lr --resume   # some rows; finish interrupted ones
+    python benchmarks/bigan_table.py --quick                  # 1 + 1 epochs a row, a check
+    python benchmarks/bigan_table.py --quick --subset 6000 --no-write   # a smoke test in minutes
+
+Each row trains into RUN_ROOT/ROW (default runs/bigan-table-E+D/ROW). With --resume a row whose
+benchmark.json exists is read back instead of retrained, and an interrupted row continues from its
+last checkpoint, so the multi-day full run can be stopped and restarted at any time.
+MNIST is read from --data-dir or $ADVREP_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bigan_mnist import commit, machine  # noqa: E402
+
+from advrep.checkpoint import latest_checkpoint, load_model  # noqa: E402
+from advrep.config import parse_overrides  # noqa: E402
+from advrep.data import Dataset, load_dataset  # noqa: E402
+from advrep.eval import knn_accuracy  # noqa: E402
+from advrep.evaluate import evaluate  # noqa: E402
+from advrep.methods import make_config  # noqa: E402
+from advrep.train import train  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str  # as the paper's table names it
+    method: str
+    config: str  # file under configs/
+    paper: float  # the paper's 1NN accuracy, test vs train, percent
+    feature: str  # which of the method's features the paper's number is about
+
+
+# The paper's table 1 (permutation-invariant MNIST, 1NN accuracy of the learnt features, test vs train).
+ROWS = {
+    "bigan": Row("BiGAN", "bigan", "bigan_mnist.toml", 97.39, "penultimate"),
+    "d": Row("D", "gan", "gan_mnist.toml", 97.30, "discriminator"),
+    "lr": Row("LR", "latent_regressor", "latent_regressor_mnist.toml", 97.44, "penultimate"),
+    "jlr": Row("JLR", "joint_latent_regressor", "joint_latent_regressor_mnist.toml", 97.13, "penultimate"),
+    "ae_l2": Row("AE (l2)", "autoencoder", "autoencoder_mnist.toml", 97.58, "penultimate"),
+    "ae_l1": Row("AE (l1)", "autoencoder", "autoencoder_l1_mnist.toml", 97.63, "penultimate"),
+}
+SECTION = "## The BiGAN paper's MNIST table"
+INTRO = """Donahue, Kraehenbuehl & Darrell, *Adversarial Feature Learning*, table 1: 1-nearest-neighbour
+accuracy (%) on permutation-invariant MNIST, 10k test images against the 60k training images, of each
+method's features (the encoder's 1024-d penultimate layer; for D the discriminator's). All rows use the
+BiGAN recipe's networks, optimiser and schedule (`configs/*_mnist.toml`); see docs/methods/baselines.md.
+"1NN z" is on the encoder's 50-d output, "probe" a logistic-regression probe on the same features as
+"ours", "recon ratio" = mean ||x - G(E(x))|| / mean ||x' - G(E(x))|| for a random other test image x'
+(lower is better; 1: no better than a random image), "wall" the training time. Raw pixels are the floor."""
+
+
+def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset) -> dict:
+    run_dir = Path(args.run_root) / key
+    done = run_dir / "benchmark.json"
+    if args.resume and done.is_file():
+        print(f"[{key}] reading {done} (delete it to retrain)", flush=True)
+        return json.loads(done.read_text())
+    cfg = make_config(row.method, file=str(REPO / "configs" / row.config),
+                      overrides=parse_overrides(args.set), epochs=args.epochs, decay_epochs=args.decay_epochs,
+                      eval_every=args.eval_every, sample_every=args.eval_every, data_dir=args.data_dir,
+                      progress=not args.no_progress)
+    resume = args.resume and latest_checkpoint(run_dir) is not None
+    print(f"[{key}] training {row.method} ({row.config}) into {run_dir}" + (" (resuming)" if resume else ""),
+          flush=True)
+    started = time.perf_counter()
+    summary = train(cfg, run_dir, resume=resume, train_set=train_set, test_set=test_set)
+    train_s = time.perf_counter() - started
+    method = load_model(run_dir)
+    t0 = time.perf_counter()
+    results = evaluate(method, train_set, test_set, probe=True, protocols=("test",))
+    results.update(eval_s=time.perf_counter() - t0, train_wall_s=train_s, loop_wall_s=summary["wall_s"],
+                   s_per_epoch=summary["wall_s"] / max(1, args.epochs + args.decay_epochs),
+                   resumed=resume)
+    done.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    return results
+
+
+def cell(results: dict, key: str, fmt: str = "{:.2f}") -> str:
+    return fmt.format(results[key]) if key in results else "—"
+
+
+def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float) -> list[str]:
+    lines = ["| row | paper 1NN | ours 1NN (test vs train) | ours − paper | 1NN z | probe | recon ratio "
+             "| wall |",
+             "|---|---|---|---|---|---|---|---|",
+             f"| raw pixels (floor) | — | {raw:.2f} | — | — | — | — | — |"]
+    for key, row in rows.items():
+        r = results[key]
+        ours = r[f"1nn_test.{row.feature}"]
+        wall = f"{r['train_wall_s'] / 60:.1f} min" + (" (resumed)" if r.get("resumed") else "")
+        lines.append(f"| {row.label} | {row.paper:.2f} | {ours:.2f} | {ours - row.paper:+.2f} | "
+                     f"{cell(r, '1nn_test.z')} | {cell(r, f'probe_test.{row.feature}')} | "
+                     f"{cell(r, 'recon_ratio', '{:.3f}')} | {wall} |")
+    return lines
+
+
+def write_benchmarks(path: Path, block: str) -> None:
+    """Add ``block`` at the end of this table's section, creating the section if it is new."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{SECTION}\n\n{INTRO}\n"
+    start = text.index(SECTION)
+    after = text.find("\n## ", start + len(SECTION))  # the next section, if any
+    end = len(text) if after < 0 else after + 1
+    head, tail = text[:end].rstrip("\n"), text[end:]
+    path.write_text(head + "\n\n" + block.strip("\n") + "\n" + ("\n" + tail if tail else ""))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
+    ap.add_argument("--epochs", type=int, default=200, help="epochs at constant learning rate")
+    ap.add_argument("--decay-epochs", type=int, default=200, help="epochs of learning-rate decay")
+    ap.add_argument("--quick", action="store_true", help="1 + 1 epochs a row")
+    ap.add_argument("--subset", type=int, default=0,
+                    help="train on the first N MNIST training images and test on the first N/6 (smoke tests)")
+    ap.add_argument("--eval-every", type=int, default=25, help="epochs between in-training 1NN checks")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--run-root", default=None)
+    ap.add_argument("--resume", action="store_true", help="reuse finished rows, continue interrupted ones")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every row")
+    ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
+    ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
+    args = ap.parse_args()
+    if args.quick:
+        args.epochs, args.decay_epochs = 1, 1
+    unknown = [k for k in args.rows.split(",") if k not in ROWS]
+    if unknown:
+        ap.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
+    rows = {k: ROWS[k] for k in args.rows.split(",")}
+    budget = f"{args.epochs}+{args.decay_epochs} epochs" + (f", subset {args.subset}" if args.subset else "")
+    args.run_root = args.run_root or str(REPO / "runs" / (f"bigan-table-{args.epochs}+{args.decay_epochs}"
+                                                          + (f"-subset{args.subset}" if args.subset else "")))
+
+    train_set = load_dataset("mnist", "train", data_dir=args.data_dir)
+    test_set = load_dataset("mnist", "test", data_dir=args.data_dir)
+    if args.subset:
+        train_set = train_set.subset(slice(args.subset))
+        test_set = test_set.subset(slice(max(2, args.subset // 6)))
+    t0 = time.perf_counter()
+    raw = knn_accuracy(train_set.flat(), train_set.y, test_set.flat(), test_set.y, k=1)
+    print(f"raw-pixel 1NN {raw:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    results = {key: evaluate_row(key, row, args, train_set, test_set) for key, row in rows.items()}
+    lines = table_lines(rows, results, raw)
+    cmd = "python benchmarks/bigan_table.py " + " ".join(sys.argv[1:])
+    print("\n".join(lines))
+    print(f"command: {cmd}")
+    if not args.no_write:
+        block = "\n".join([f"### {datetime.date.today()}, {budget}, commit {commit()}", "",
+                           f"Machine: {machine()}. Command: `{cmd}`.", "", *lines])
+        write_benchmarks(REPO / "BENCHMARKS.md", block)
+        print("wrote the table into BENCHMARKS.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+import advrep.train.loop as loop
+from advrep.checkpoint import load_model
+from advrep.data import Dataset, load_dataset
+from advrep.methods import make_config
+from advrep.train import TrainingError, lr_scale, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "train"), load_dataset("digits", "test")
+
+
+def small(**kw):
+    base = dict(data="digits", hidden=32, latent_dim=4, batch_size=64, epochs=2, decay_epochs=1,
+                eval_every=0, sample_every=0, log_every=5, progress=False)
+    base.update(kw)
+    return make_config("bigan", **base)
+
+
+def test_schedule_is_constant_then_exponential_to_the_final_scale():
+    cfg = make_config("bigan", epochs=200, decay_epochs=200)
+    assert lr_scale(cfg, 0) == lr_scale(cfg, 199) == 1.0
+    assert lr_scale(cfg, 399) == pytest.approx(0.01)
+    assert lr_scale(cfg, 299) == pytest.approx(0.1)
+
+
+def test_training_writes_a_complete_run_directory(tmp_path, digits):
+    summary = train(small(sample_every=1), tmp_path, train_set=digits[0], test_set=digits[1])
+    assert summary["step"] == 3 * (len(digits[0]) // 64)
+    for key in ("1nn_test.z", "1nn_test.penultimate", "recon_ratio", "images_per_s"):
+        assert key in summary
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("loss_D" in r for r in lines) and lines[-1]["kind"] == "summary"
+    assert (tmp_path / "samples" / "epoch0003.png").is_file() and (tmp_path / "recon" / "epoch0003.png").is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["image_shape"] == [1, 8, 8]
+    method = load_model(tmp_path)
+    assert method.encode(digits[1].x[:3]).shape == (3, 4)
+    # a second run into the same directory refuses instead of mixing runs
+    with pytest.raises(TrainingError, match="--resume"):
+        train(small(), tmp_path, train_set=digits[0], test_set=digits[1])
+
+
+def test_interrupted_and_resumed_run_is_bit_identical(tmp_path, digits, monkeypatch):
+    straight = tmp_path / "straight"
+    train(small(), straight, train_set=digits[0], test_set=digits[1])
+
+    real_step = loop.train_step
+    calls = {"n": 0}
+
+    def step_then_interrupt(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 30:  # mid-epoch: 22 steps per epoch
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(loop, "train_step", step_then_interrupt)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        train(small(), stopped, train_set=digits[0], test_set=digits[1])
+    monkeypatch.setattr(loop, "train_step", real_step)
+    train(small(), stopped, resume=True, train_set=digits[0], test_set=digits[1])
+
+    a, b = load_model(straight).nets.state_dict(), load_model(stopped).nets.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def poisoned(ds):
+    """A copy of ``ds`` with one NaN pixel: the batch that holds it has a NaN loss."""
+    x = ds.x.clone()
+    x[5, 0, 3, 3] = float("nan")
+    return Dataset(x=x, y=ds.y, name="poisoned")
+
+
+def test_nan_loss_stops_with_step_and_network_and_keeps_checkpoint(tmp_path, digits):
+    cfg = small(epochs=3, decay_epochs=0)
+    train(cfg.updated({"epochs": 1}), tmp_path, train_set=digits[0], test_set=digits[1])
+    before = load_model(tmp_path).nets.state_dict()
+    per_epoch = len(digits[0]) // 64
+    where = int((loop.epoch_order(len(digits[0]), 0, 1) == 5).nonzero()) // 64  # batch holding the NaN
+    assert where < per_epoch  # not in the dropped partial batch
+    with pytest.raises(TrainingError, match=rf"loss 'D' \(networks D\) is nan at step {per_epoch + where}\."):
+        train(cfg, tmp_path, resume=True, train_set=poisoned(digits[0]), test_set=digits[1])
+    after = load_model(tmp_path).nets.state_dict()  # the last good checkpoint, untouched
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_nonfinite_skip_drops_the_batch_and_goes_on(tmp_path, digits, monkeypatch):
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: {})  # features of the NaN image would be NaN
+    summary = train(small(nonfinite="skip", epochs=1, decay_epochs=0, log_every=1), tmp_path,
+                    train_set=poisoned(digits[0]), test_set=digits[1])
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert sum(r.get("skipped", 0) for r in lines) == 1
+    assert all(torch.isfinite(v).all() for v in load_model(tmp_path).nets.state_dict().values())
+    assert summary["step"] == len(digits[0]) // 64
+
+
+def test_resume_refuses_other_model_settings(tmp_path, digits):
+    train(small(epochs=1, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    with pytest.raises(TrainingError, match="hidden"):
+        train(small(hidden=48), tmp_path, resume=True, train_set=digits[0], test_set=digits[1])
