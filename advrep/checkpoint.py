@@ -50,6 +50,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a synced temporary file and a rename: readers see the old or
+    the new file, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w") as f:
         f.write(text)
@@ -106,7 +108,44 @@ def load_state_dict_checked(nets: torch.nn.Module, tensors: dict[str, torch.Tens
     nets.load_state_dict(tensors)
 
 
+class RunLock:
+    """An advisory lock on ``RUN/.lock`` held while a run trains. The kernel drops it when the process
+    dies (even by kill -9), so a stale lock never blocks a resume."""
+
+    def __init__(self, run_dir: Path, *, enabled: bool = True):
+        self.path = Path(run_dir) / ".lock"
+        self.enabled = enabled
+        self._fh = None
+
+    def __enter__(self) -> RunLock:
+        if not self.enabled:
+            return self
+        import fcntl
+
+        self._fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._fh.seek(0)
+            holder = self._fh.read().strip() or "another process"
+            self._fh.close()
+            self._fh = None
+            raise CheckpointError(f"run directory {self.path.parent} is in use by {holder}; wait for it to "
+                                  "finish, or train into another --run-dir.") from None
+        self._fh.seek(0)
+        self._fh.truncate()
+        self._fh.write(f"pid {os.getpid()}\n")
+        self._fh.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing releases the lock
+            self._fh = None
+
+
 def checkpoint_root(run_dir: Path) -> Path:
+    """RUN/checkpoints."""
     return Path(run_dir) / "checkpoints"
 
 
@@ -118,7 +157,8 @@ def save_checkpoint(run_dir: Path, nets: torch.nn.Module, cfg: Config, state: di
     name = f"step-{int(state['step']):08d}"
     final = root / name
     tmp = root / f".{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for torn in root.glob(".step-*.tmp-*"):  # left by a process killed mid-write; the run is ours now
+        shutil.rmtree(torn, ignore_errors=True)
     tmp.mkdir()
     save_weights(tmp / WEIGHTS, nets, cfg)
     torch.save(state, tmp / STATE)
@@ -155,6 +195,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_state(ckpt_dir: Path) -> dict[str, Any]:
+    """The training state of a checkpoint (step, epoch, optimisers, random states), loaded with
+    ``torch.load(weights_only=True)``: plain tensors and containers only, never pickled code."""
     path = Path(ckpt_dir) / STATE
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -180,7 +222,14 @@ def resolve_weights(path: str | Path) -> Path:
 
 
 def load_model(path: str | Path, *, device: str | torch.device = "cpu"):
-    """Rebuild a trained method from a run directory, checkpoint directory or weights file alone."""
+    """Rebuild a trained method from a run directory, checkpoint directory or weights file alone.
+
+    The method comes back with its networks on ``device`` in eval mode. Example::
+
+        model = load_model("runs/digits")           # the newest checkpoint of the run
+        model.cfg.method, model.image_shape         # ("bigan", (1, 8, 8))
+        z = model.encode(x)                         # x [B, 1, 8, 8] -> [B, latent_dim]
+    """
     from .methods import build_method
 
     weights = resolve_weights(path)

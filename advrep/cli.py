@@ -17,6 +17,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import parse_overrides
+    from .distributed import is_main
     from .evaluate import format_table
     from .methods import make_config
     from .train import train
@@ -28,12 +29,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     if args.device is not None:
         overrides["device"] = args.device
+    if args.tensorboard:
+        overrides["tensorboard"] = "true"
+    if args.precision is not None:
+        overrides["precision"] = args.precision
     cfg = make_config(args.method, file=args.config, overrides=overrides)
     run_dir = Path(args.run_dir or Path("runs") / f"{cfg.method}-{cfg.data.replace('/', '_')}")
-    print(f"training {cfg.method} on {cfg.data} into {run_dir}", flush=True)
+    main_rank = is_main()  # under torchrun only rank 0 talks
+    if main_rank:
+        print(f"training {cfg.method} on {cfg.data} into {run_dir}", flush=True)
     summary = train(cfg, run_dir, resume=args.resume)
-    print(format_table({k: v for k, v in summary.items() if k != "kind"}))
-    print(f"run directory: {run_dir}  (next: advrep eval {run_dir})")
+    if main_rank:
+        print(format_table({k: v for k, v in summary.items() if k != "kind"}))
+        print(f"run directory: {run_dir}  (next: advrep eval {run_dir})")
     return 0
 
 
@@ -77,6 +85,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out or (Path(args.run) / "samples.png" if Path(args.run).is_dir() else "samples.png"))
     save_grid(x, out)
     print(f"wrote {args.n} samples to {out}")
+    if args.interpolate or args.neighbours:
+        from .explore import explore_run
+
+        for path in explore_run(method, out.parent, interpolate=args.interpolate, neighbours=args.neighbours,
+                                data_dir=args.data_dir, pairs=args.pairs, steps=args.steps, k=args.k,
+                                path=args.path, seed=args.seed):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import ReportError, write_report
+
+    try:
+        out = write_report(args.run, args.out, model=not args.no_model, data_dir=args.data_dir,
+                           seed=args.seed)
+    except ReportError as exc:
+        print(f"advrep report: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
     return 0
 
 
@@ -108,8 +136,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_methods(args: argparse.Namespace) -> int:
     from .methods import METHODS
 
+    width = max(map(len, METHODS))
     for name, cls in sorted(METHODS.items()):
-        print(f"{name:<12} {cls.description}")
+        print(f"{name:<{width}}  {cls.description}")
     return 0
 
 
@@ -119,7 +148,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 
     train_set = load_dataset(args.data, "train", data_dir=args.data_dir, size=args.image_size)
     test_set = load_dataset(args.data, "test", data_dir=args.data_dir, size=args.image_size)
-    out = Path(args.out or Path("classifiers") / args.data.replace("/", "_").replace(":", "_"))
+    out = Path(args.out or Path("runs") / "classifiers" / args.data.replace("/", "_").replace(":", "_"))
     print(f"training a domain classifier on {train_set!r} for {args.epochs} epochs", flush=True)
     model, info = train_classifier(train_set.x, train_set.y, test_x=test_set.x, test_y=test_set.y,
                                    epochs=args.epochs, seed=args.seed)
@@ -174,7 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one setting (repeatable)")
     p.add_argument("--run-dir", default=None, help="where to write (default runs/METHOD-DATA)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or mps")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard scalars to RUN/tensorboard (needs `pip install tensorboard`)")
+    p.add_argument("--device", default=None,
+                   help="auto, cpu, cuda or mps (under torchrun each rank takes its local GPU)")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="fp32 (default); bf16 autocast (CPU, CUDA); fp16 autocast with loss scaling (CUDA)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="1NN, linear probe and reconstruction metrics of a trained run")
@@ -183,9 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression probe")
     p.add_argument("--out", default=None, help="JSON file to write (default RUN/eval.json)")
     p.add_argument("--parzen", action="store_true",
-                   help="also the Parzen-window log-likelihood of the test set under 10k samples (sigma from validation)")
+                   help="also the Parzen-window log-likelihood of the test set under 10k samples "
+                        "(window width chosen on validation)")
     p.add_argument("--figures", default=None,
-                   help="folder for PNGs: samples, 2-D code scatter, the method's own grids (default RUN/figures)")
+                   help="folder for PNGs: samples, 2-D code scatter, the method's own grids "
+                        "(default RUN/figures)")
     p.add_argument("--no-figures", action="store_true", help="write no PNGs")
     p.set_defaults(func=cmd_eval)
 
@@ -194,7 +230,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None)
+    p.add_argument("--interpolate", action="store_true",
+                   help="also interpolations.png: decoded paths between the codes of test-image pairs")
+    p.add_argument("--neighbours", action="store_true",
+                   help="also neighbours.png: samples beside their nearest training images (pixel space)")
+    p.add_argument("--pairs", type=int, default=8, help="--interpolate: number of image pairs (rows)")
+    p.add_argument("--steps", type=int, default=8,
+                   help="--interpolate: decoded points per path, ends included")
+    p.add_argument("--path", default="linear", choices=["linear", "slerp"],
+                   help="--interpolate: straight line or great circle (slerp, for Gaussian priors)")
+    p.add_argument("-k", type=int, default=5, help="--neighbours: training images shown per sample")
+    _add_data_dir(p)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("report", help="one self-contained HTML page: config, numbers, curves, grids")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
+    _add_data_dir(p)
+    p.add_argument("--no-model", action="store_true",
+                   help="leave out the figures drawn from the checkpoint (interpolations, neighbours, "
+                        "code scatter)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("info", help="what a run or weights file holds")
     p.add_argument("run")
@@ -214,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="image folders: resize/crop to this size")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="directory to write (default classifiers/DATA)")
+    p.add_argument("--out", default=None, help="directory to write (default runs/classifiers/DATA)")
     p.set_defaults(func=cmd_train_classifier)
 
     p = sub.add_parser("fid",

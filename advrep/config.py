@@ -36,12 +36,23 @@ CHOICES = {
     "recon_loss": ("l2", "l1"),
     "arch": ("mlp", "dcgan", "resnet"),
     "device": ("cpu", "cuda", "mps", "auto"),
+    "precision": ("fp32", "bf16", "fp16"),
 }
 POSITIVE = ("latent_dim", "hidden", "batch_size", "lr", "width", "encoder_lr_mult", "encoder_scale")
 
 
 @dataclass
 class Config:
+    """Every setting of a run, one flat typed record saved as config.json and inside every checkpoint.
+
+    Build one with ``advrep.methods.make_config`` (which layers the method's defaults, a file and
+    overrides); ``updated`` returns a checked copy. Example::
+
+        cfg = make_config("bigan", data="digits", latent_dim=16)
+        cfg.updated({"lr": "1e-4"}).lr          # 0.0001: strings from --set are parsed and checked
+        Config.from_dict(json.loads(Path("runs/demo/config.json").read_text()))
+    """
+
     # what to train, on what
     method: str = "bigan"
     data: str = "mnist"
@@ -77,7 +88,8 @@ class Config:
     epochs: int = 200  # at constant learning rate
     decay_epochs: int = 200  # then decaying exponentially ...
     final_lr_scale: float = 0.01  # ... to this multiple of lr
-    nonfinite: str = "stop"  # stop | skip: what a NaN/inf loss does
+    nonfinite: str = "stop"  # stop | skip: what a NaN/inf loss or a gradient past the bound does
+    max_grad_norm: float = 0.0  # bound on each optimiser's gradient norm; 0 = no bound
 
     # method-specific weights (latent regressors, autoencoders, ...)
     regress_weight: float = 1.0
@@ -111,24 +123,31 @@ class Config:
     log_every: int = 50  # steps between metrics.jsonl lines
     keep_checkpoints: int = 2
     device: str = "cpu"  # cpu | cuda | mps | auto
+    precision: str = "fp32"  # fp32 | bf16 (autocast; CPU, CUDA) | fp16 (autocast + loss scaling; CUDA)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
+    tensorboard: bool = False  # mirror metrics.jsonl as TensorBoard scalars in RUN/tensorboard
 
     image_shape: list[int] = field(default_factory=list)  # (C, H, W), filled in from the data
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes, never read by code
 
     @classmethod
     def field_names(cls) -> list[str]:
+        """Every setting's name, in declaration order."""
         return [f.name for f in dataclasses.fields(cls)]
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (lists and dicts copied)."""
         return dataclasses.asdict(self)
 
     def to_json(self) -> str:
+        """The settings as indented JSON with sorted keys (what config.json holds)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], *, source: str = "config") -> Config:
+        """Config() updated with ``values``; unknown keys and wrong types raise ConfigError (naming
+        ``source``)."""
         return cls().updated(values, source=source)
 
     def updated(self, values: dict[str, Any], *, source: str = "config") -> Config:

@@ -22,7 +22,11 @@ from .methods import Method
 @torch.no_grad()
 def compute_features(encode: Callable[[torch.Tensor], dict[str, torch.Tensor]], x: torch.Tensor, *,
                      batch_size: int = 2000, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Run ``encode`` over x in batches; each named feature is concatenated to [N, F] on the CPU."""
+    """Run ``encode`` over x in batches; each named feature is concatenated to [N, F] on the CPU.
+
+    ``encode`` maps images [B, C, H, W] to {name: [B, F]}: a method's ``features``, or any function of
+    yours. Example: ``compute_features(model.features, test.x)["penultimate"]`` -> [N, hidden].
+    """
     parts: dict[str, list[torch.Tensor]] = {}
     for start in range(0, x.shape[0], batch_size):
         out = encode(x[start:start + batch_size].to(device))
@@ -50,6 +54,10 @@ def refresh_batch_norm(method: Method, data: Dataset, *, batches: int = 100, bat
     device = next(method.nets.parameters()).device
     rng = torch.Generator().manual_seed(seed)
     saved = [m.momentum for m in norms]
+    # Training-mode forwards also move other state, e.g. spectral norm's power-iteration vectors;
+    # put every buffer but the statistics being refreshed back, so evaluating never changes training.
+    refreshed = {id(b) for m in norms for b in m.buffers()}
+    others = [(b, b.clone()) for b in method.nets.buffers() if id(b) not in refreshed]
     was_training = method.nets.training
     with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
         torch.manual_seed(seed)
@@ -65,11 +73,15 @@ def refresh_batch_norm(method: Method, data: Dataset, *, batches: int = 100, bat
             method.batch_norm_forward(data.x[idx].to(device), y, z_rng)
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
+    for b, old in others:
+        b.copy_(old)
     method.nets.train(was_training)
 
 
 def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = True, protocols=("test", "val"),
-             refresh_bn: bool = True, knn_metric: str = "euclidean", parzen: bool = False) -> dict[str, float]:
+             refresh_bn: bool = True, knn_metric: str = "euclidean", parzen: bool = False,
+             features: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+             ) -> dict[str, float]:
     """All feature and reconstruction metrics of a trained method, as a flat dict of floats.
 
     Keys: ``1nn_<protocol>.<feature>``, ``probe_<protocol>.<feature>`` and, for methods with an encoder,
@@ -77,6 +89,14 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     ``random_pair_error``, ``recon_ratio``, ``recon_mse`` (test set) where the method can reconstruct;
     then the method's own numbers (``Method.extra_metrics``, e.g. ``semi_error``, ``cluster_error``) and,
     with ``parzen=True``, the Parzen-window log-likelihood of the test set under its samples.
+    ``features``: (train, test) features already computed (e.g. gathered from every rank of a
+    distributed run), each {name: [N, F]} in the datasets' order.
+
+    Example::
+
+        results = evaluate(load_model("runs/digits"), load_dataset("digits", "train"),
+                           load_dataset("digits", "test"), probe=False)
+        results["1nn_test.z"]           # 1NN accuracy (%) of the test codes against the training codes
     """
     if train.y is None or test.y is None:
         raise ValueError(f"evaluation needs labels, but dataset {train.name!r} has none.")
@@ -84,8 +104,10 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     if refresh_bn:
         refresh_batch_norm(method, train)
     method.nets.eval()
-    train_f = compute_features(method.features, train.x, device=device)
-    test_f = compute_features(method.features, test.x, device=device)
+    if features is None:
+        features = (compute_features(method.features, train.x, device=device),
+                    compute_features(method.features, test.x, device=device))
+    train_f, test_f = features
     results: dict[str, float] = {}
     for protocol in protocols:
         if protocol == "test":
@@ -122,8 +144,8 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
 
 
 @torch.no_grad()
-def parzen_metrics(method: Method, train: Dataset, test: Dataset, *, n_samples: int = 10000, n_val: int = 10000,
-                   seed: int = 0) -> dict[str, float]:
+def parzen_metrics(method: Method, train: Dataset, test: Dataset, *, n_samples: int = 10000,
+                   n_val: int = 10000, seed: int = 0) -> dict[str, float]:
     """Parzen-window log-likelihood (Goodfellow et al. 2014) of the test images under ``n_samples`` samples
     G(z): the window width is chosen on the last ``n_val`` training images (at most half the set), as
     the GAN and AAE papers do. Keys from ``advrep.eval.parzen.parzen_evaluation``; nets in eval mode."""

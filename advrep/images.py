@@ -94,7 +94,10 @@ def _write_png(array: np.ndarray, path) -> Path:
 
 
 def save_grid(images, path, *, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> Path:
-    """Write ``make_grid(images, ...)`` to ``path`` as a PNG (parent folders created); returns the Path."""
+    """Write ``make_grid(images, ...)`` to ``path`` as a PNG (parent folders created); returns the Path.
+
+    Example: ``save_grid(model.generate(model.sample_prior(64)), "samples.png", nrow=8)``.
+    """
     return _write_png(make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value), path)
 
 

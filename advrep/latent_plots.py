@@ -35,7 +35,8 @@ def scatter_image(points, labels=None, *, size: int = 640, margin: int = 24, dot
     pts = points.detach().cpu().numpy() if isinstance(points, torch.Tensor) else np.asarray(points)
     pts = pts.astype(np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0:
-        raise ValueError(f"points must be [N, 2] with N >= 1, got shape {pts.shape}; project codes to 2-D first")
+        raise ValueError(f"points must be [N, 2] with N >= 1, got shape {pts.shape}; project codes to 2-D "
+                         "first")
     if not np.isfinite(pts).all():
         raise ValueError("points contain NaN or inf")
     if labels is None:

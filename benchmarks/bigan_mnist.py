@@ -37,7 +37,8 @@ PAPER = {"1nn_test.penultimate": 97.39, "1nn_val.z_pre": 92.10, "1nn_val.penulti
 
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
-    return f"{platform.system()} {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{platform.system()} {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads)"
 
 
 def commit() -> str:
@@ -50,22 +51,28 @@ def commit() -> str:
 
 
 def append_row(path: Path, header: str, row: str) -> None:
-    text = path.read_text() if path.exists() else ""
-    if header.splitlines()[0] not in text:
-        text += ("\n" if text else "") + header + "\n"
+    """Add ``row`` at the end of the table that ``header`` (a '## title' line, a blank line, the table
+    head) starts, creating the table at the end of the file the first time."""
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    title = header.splitlines()[0]
+    if title not in text.splitlines():
+        text = text.rstrip("\n") + "\n\n" + header + "\n"
     lines = text.rstrip("\n").split("\n")
-    # insert the row right after the last row of this table
-    head = header.splitlines()[0]
-    start = lines.index(head)
-    end = start + 1
-    while end < len(lines) and lines[end].startswith("|"):
+    end = lines.index(title) + 1
+    while end < len(lines) and not lines[end].startswith("|"):  # skip to the table head
+        end += 1
+    while end < len(lines) and lines[end].startswith("|"):  # then past its last row
         end += 1
     lines.insert(end, row)
     path.write_text("\n".join(lines) + "\n")
 
 
-HEADER = """| date | commit | method | epochs (const+decay) | 1NN penultimate, test (paper 97.39) | 1NN penultimate, val (ref 97.35) | 1NN z, val (ref 92.10) | 1NN z, test | probe penultimate, test | recon ratio | wall | img/s | machine |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|"""
+HEADER = "\n".join([
+    "| date | commit | method | epochs (const+decay) | 1NN penultimate, test (paper 97.39) "
+    "| 1NN penultimate, val (ref 97.35) | 1NN z, val (ref 92.10) | 1NN z, test | probe penultimate, test "
+    "| recon ratio | wall | img/s | machine |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+])
 
 
 def main() -> int:

@@ -9,7 +9,10 @@ beside the paper's numbers and written into BENCHMARKS.md.
 
 Each row trains into RUN_ROOT/ROW (default runs/bigan-table-E+D/ROW). With --resume a row whose
 benchmark.json exists is read back instead of retrained, and an interrupted row continues from its
-last checkpoint, so the multi-day full run can be stopped and restarted at any time.
+last checkpoint, so the day-long full run can be stopped and restarted at any time. Rows can also run
+as separate processes (one --rows each, same --run-root), then one final --resume run assembles the
+table from their benchmark.json files. A finished run of the same recipe (e.g. from bigan_mnist.py)
+can be linked in as RUN_ROOT/ROW: --resume then only evaluates it.
 MNIST is read from --data-dir or $ADVREP_DATA_DIR.
 """
 
@@ -63,7 +66,8 @@ method's features (the encoder's 1024-d penultimate layer; for D the discriminat
 BiGAN recipe's networks, optimiser and schedule (`configs/*_mnist.toml`); see docs/methods/baselines.md.
 "1NN z" is on the encoder's 50-d output, "probe" a logistic-regression probe on the same features as
 "ours", "recon ratio" = mean ||x - G(E(x))|| / mean ||x' - G(E(x))|| for a random other test image x'
-(lower is better; 1: no better than a random image), "wall" the training time. Raw pixels are the floor."""
+(lower is better; 1: no better than a random image), "wall" the training time including the periodic
+1NN checks (a resumed row counts only its last session). Raw pixels are the floor."""
 
 
 def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset) -> dict:

@@ -36,7 +36,8 @@ def test_uniform_regression_loss_is_cross_entropy_against_rescaled_z():
     # Minimised where sigmoid(a) = (z + 1) / 2, i.e. where the squashed output 2 sigmoid(a) - 1 equals z.
     exact = torch.logit(t.double()).float()
     assert L.latent_regression_loss(exact, z, "uniform") < L.latent_regression_loss(exact + 0.1, z, "uniform")
-    assert L.latent_regression_loss(a, z, "gaussian").item() == pytest.approx(0.5 * ((a - z) ** 2).mean().item())
+    want_gaussian = 0.5 * ((a - z) ** 2).mean()
+    assert L.latent_regression_loss(a, z, "gaussian").item() == pytest.approx(want_gaussian.item())
     with pytest.raises(ValueError, match="uniform"):
         L.latent_regression_loss(a, z, "laplace")
 
@@ -57,7 +58,8 @@ def test_latent_regressor_sends_no_gradient_into_g_and_joint_lr_does():
     E = jlr.nets["E"]
     regress = L.latent_regression_loss(E.out(E.features(jlr.nets["G"](z))), z, "uniform")
     G_lr, G_jlr = lr.parameters_of("G"), list(jlr.nets["G"].parameters())
-    assert all(g is None for g in torch.autograd.grad(lr_losses["E"], G_lr, retain_graph=True, allow_unused=True))
+    into_g = torch.autograd.grad(lr_losses["E"], G_lr, retain_graph=True, allow_unused=True)
+    assert all(g is None for g in into_g)
     # Joint LR: G's gradient is the GAN gradient plus 0.25 x the regression gradient through G(z) ...
     g_gan = torch.autograd.grad(lr_losses["G"], G_lr, retain_graph=True)
     g_joint = torch.autograd.grad(jlr_losses["EG"], G_jlr, retain_graph=True)
@@ -156,9 +158,9 @@ def test_autoencoder_reconstructs_and_reports_a_recon_ratio(tmp_path):
 
 def test_joint_latent_regressor_from_the_command_line(tmp_path, capsys):
     run = tmp_path / "jlr"
-    rc = main(["train", "joint_latent_regressor", "--data", "digits", "--run-dir", str(run), "--set", "hidden=32",
-               "--set", "latent_dim=4", "--set", "batch_size=64", "--set", "epochs=1", "--set", "decay_epochs=1",
-               "--set", "progress=false"])
+    settings = ["hidden=32", "latent_dim=4", "batch_size=64", "epochs=1", "decay_epochs=1", "progress=false"]
+    rc = main(["train", "joint_latent_regressor", "--data", "digits", "--run-dir", str(run),
+               *[a for s in settings for a in ("--set", s)]])
     assert rc == 0
     assert main(["eval", str(run), "--no-probe", "--no-figures"]) == 0
     results = json.loads((run / "eval.json").read_text())

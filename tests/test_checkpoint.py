@@ -4,8 +4,14 @@ import pickle
 import pytest
 import torch
 
-from advrep.checkpoint import (CheckpointError, latest_checkpoint, load_model, load_state, read_weights,
-                               save_checkpoint)
+from advrep.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_model,
+    load_state,
+    read_weights,
+    save_checkpoint,
+)
 from advrep.methods import build_method, make_config
 
 IMAGE = (1, 8, 8)

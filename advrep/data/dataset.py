@@ -16,6 +16,15 @@ from .errors import DataError
 
 @dataclass(eq=False, repr=False)  # eq/repr on tensors would compare/print millions of values
 class Dataset:
+    """Images x [N, C, H, W] (float32 in [0, 1]) with optional labels y [N] (int64), and a name.
+
+    Example::
+
+        data = Dataset(torch.rand(100, 1, 28, 28), torch.randint(0, 10, (100,)), "mine")
+        data.flat().shape                    # (100, 784), a view of x
+        data.subset(data.y == 3)             # the images labelled 3
+    """
+
     x: torch.Tensor  # [N, C, H, W] float32 in [0, 1]
     y: torch.Tensor | None = None  # [N] int64 class indices, or None when unlabelled
     name: str = "dataset"

@@ -99,6 +99,12 @@ def load_dataset(
 
     ``data_dir`` / ``download`` apply to built-in MNIST-family sets; ``size`` (int or (H, W))
     only to image folders.  Every problem raises :class:`DataError` (a ``ValueError``).
+
+    Example::
+
+        load_dataset("digits", "test").x.shape                            # (360, 1, 8, 8)
+        load_dataset("mnist", "train", data_dir="../shared/data").x.shape  # (60000, 1, 28, 28)
+        load_dataset("my_images.npz", "train")    # arrays x_train / y_train (see advrep.data.arrays)
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: expected 'train' or 'test'.")

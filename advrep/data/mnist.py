@@ -36,6 +36,8 @@ Digest = tuple[str, str]  # (hashlib algorithm, hex digest)
 
 @dataclass(frozen=True, eq=False)
 class MnistFamily:
+    """Where one MNIST-format set lives: its name, download mirrors, file checksums and class count."""
+
     name: str
     torchvision_name: str
     mirrors: tuple[str, ...]  # base URLs ending in "/"

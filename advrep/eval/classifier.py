@@ -36,10 +36,12 @@ class ClassifierError(ValueError):
 
 
 class DomainClassifier(nn.Module):
-    """Two conv-conv-maxpool stages (3x3 convolutions, batch norm, ReLU), global average pooling, one
-    hidden layer (the features) and the class logits. x [B, C, H, W] -> logits [B, num_classes]."""
+    """Three stages of 3x3 convolution, batch norm and ReLU (width, 2 width, 4 width channels), 2x2 max
+    pooling between them, global average pooling, one hidden layer (the features) and the class
+    logits. x [B, C, H, W] -> logits [B, num_classes]. Small on purpose: about 2M multiply-adds per
+    28x28 image at width 16, so it trains on MNIST in minutes on a CPU."""
 
-    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, *, width: int = 32,
+    def __init__(self, image_shape: tuple[int, int, int], num_classes: int, *, width: int = 16,
                  feature_dim: int = 128):
         super().__init__()
         c, h, w = image_shape
@@ -49,23 +51,25 @@ class DomainClassifier(nn.Module):
         self.width, self.feature_dim = width, feature_dim
 
         def stage(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                    nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                    nn.MaxPool2d(2)]
+            return [nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
-        self.convs = nn.Sequential(*stage(c, width), *stage(width, 2 * width))
-        self.fc = nn.Linear(2 * width, feature_dim)
+        self.convs = nn.Sequential(*stage(c, width), nn.MaxPool2d(2),  # [B, w, H/2, W/2]
+                                   *stage(width, 2 * width), nn.MaxPool2d(2),  # [B, 2w, H/4, W/4]
+                                   *stage(2 * width, 4 * width))  # [B, 4w, H/4, W/4]
+        self.fc = nn.Linear(4 * width, feature_dim)
         self.out = nn.Linear(feature_dim, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate layer, [B, feature_dim]: what domain FID compares."""
-        h = self.convs(x).mean(dim=(2, 3))  # [B, 2 * width]
+        h = self.convs(x).mean(dim=(2, 3))  # [B, 4 * width]
         return F.relu(self.fc(h))  # [B, feature_dim]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits [B, num_classes] for images x [B, C, H, W]."""
         return self.out(self.features(x))
 
     def settings(self) -> dict:
+        """What rebuilds this network (saved beside its weights): image shape, classes, widths."""
         return {"image_shape": list(self.image_shape), "num_classes": self.num_classes, "width": self.width,
                 "feature_dim": self.feature_dim}
 
@@ -83,7 +87,7 @@ def accuracy(model: DomainClassifier, x: torch.Tensor, y: torch.Tensor, *, batch
 
 def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, test_x: torch.Tensor | None = None,
                      test_y: torch.Tensor | None = None, epochs: int = 3, batch_size: int = 128,
-                     lr: float = 1e-3, width: int = 32, feature_dim: int = 128,
+                     lr: float = 3e-3, width: int = 16, feature_dim: int = 128,
                      seed: int = 0) -> tuple[DomainClassifier, dict]:
     """Fit a DomainClassifier with Adam and cross-entropy; (model in eval mode, info dict).
 
@@ -120,6 +124,7 @@ def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, *, test_x: to
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):

@@ -43,7 +43,8 @@ def cluster_labels(assign, y, *, clusters: int | None = None) -> np.ndarray:
         raise ValueError(f"cluster ids must be >= 0, got {int(a.min())}")
     k = int(a.max()) + 1 if clusters is None else clusters
     if a.max() >= k:
-        raise ValueError(f"cluster id {int(a.max())} is outside [0, {k}); pass clusters= the number of clusters")
+        raise ValueError(f"cluster id {int(a.max())} is outside [0, {k}); pass clusters= the number of "
+                         "clusters")
     if labels.min() < 0:
         raise ValueError(f"labels must be >= 0, got {int(labels.min())}")
     n_labels = int(labels.max()) + 1
@@ -62,7 +63,8 @@ def clustering_error(train_assign, train_y, test_assign, test_y, *, clusters: in
     k = clusters if clusters is not None else int(max(train_a.max(initial=-1), test_a.max(initial=-1))) + 1
     mapping = cluster_labels(train_a, train_y, clusters=k)
     if len(test_a) and (test_a.min() < 0 or test_a.max() >= k):
-        raise ValueError(f"test cluster ids must lie in [0, {k}), got [{int(test_a.min())}, {int(test_a.max())}]")
+        raise ValueError(f"test cluster ids must lie in [0, {k}), got [{int(test_a.min())}, "
+                         f"{int(test_a.max())}]")
     return classification_error(mapping[test_a], test_y)
 
 

@@ -40,6 +40,7 @@ class FeatureStats:
         self._kept_rows = 0
 
     def update(self, feats) -> FeatureStats:
+        """Add a batch of features [B, D] to the running sums; returns self, so updates chain."""
         x = as_features(feats, "feats").numpy().astype(np.float64)  # [B, D]
         if self._sum is None:
             self._sum, self._outer = np.zeros(x.shape[1]), np.zeros((x.shape[1], x.shape[1]))
@@ -57,6 +58,7 @@ class FeatureStats:
 
     @property
     def mean(self) -> np.ndarray:
+        """Mean feature vector [D] over everything added so far."""
         self._need(1)
         return self._sum / self.n
 

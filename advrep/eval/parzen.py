@@ -68,7 +68,7 @@ def parzen_select_sigma(samples, val_x, sigmas: Sequence[float] = DEFAULT_SIGMAS
                         batch_size: int = 500) -> tuple[float, dict[float, float]]:
     """(the sigma with the highest mean validation log-likelihood, {sigma: that mean})."""
     ll = parzen_log_densities(samples, val_x, sigmas, batch_size=batch_size).mean(dim=1)  # [S]
-    scores = {float(s): float(v) for s, v in zip(sigmas, ll)}
+    scores = {float(s): float(v) for s, v in zip(sigmas, ll, strict=True)}
     return max(scores, key=scores.get), scores
 
 

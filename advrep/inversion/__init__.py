@@ -5,4 +5,5 @@ from .invert import INITS, LOSSES, OPTIMIZERS, SCHEDULES, SUPPORTS, InversionRes
 from .models import EncoderOf, GeneratorOf, compare_generators, format_ranking, invert_method, write_inversion
 
 __all__ = ["INITS", "LOSSES", "OPTIMIZERS", "SCHEDULES", "SUPPORTS", "InversionResult", "invert",
-           "EncoderOf", "GeneratorOf", "compare_generators", "format_ranking", "invert_method", "write_inversion"]
+           "EncoderOf", "GeneratorOf", "compare_generators", "format_ranking", "invert_method",
+           "write_inversion"]

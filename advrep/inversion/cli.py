@@ -93,9 +93,10 @@ def cmd_invert(args: argparse.Namespace) -> int:
           f"{settings['steps']} steps, start={settings['init']})", flush=True)
     result = _wrap(lambda: invert_method(method, x, **settings))
     run = Path(args.run)
-    out = Path(args.out) if args.out else (run if run.is_dir() else Path(".")) / "inversion" / f"{name}-{args.split}"
-    summary = write_inversion(result, x, out, labels=y, settings={**settings, "run": str(args.run), "data": name,
-                                                                   "split": args.split})
+    default = (run if run.is_dir() else Path(".")) / "inversion" / f"{name}-{args.split}"
+    out = Path(args.out) if args.out else default
+    record = {**settings, "run": str(args.run), "data": name, "split": args.split}
+    summary = write_inversion(result, x, out, labels=y, settings=record)
     print(f"per-sample MSE {summary['mse_mean']:.5f} +- {summary['mse_std']:.5f} over {summary['n']} images "
           f"({summary['seconds']:.1f} s, {summary['steps_run']} steps)")
     print(f"wrote z.npy, errors.csv, summary.json, pairs.png, loss.png to {out}")
@@ -140,7 +141,7 @@ def add_inversion_commands(sub) -> None:
     p.add_argument("--out", default=None, help="output folder (default RUN/inversion/DATA-SPLIT)")
     p.set_defaults(func=cmd_invert)
 
-    p = sub.add_parser("compare", help="rank generators by how well they reconstruct the same held-out images")
+    p = sub.add_parser("compare", help="rank generators by how well they reconstruct held-out images")
     p.add_argument("runs", nargs="+", metavar="RUN", help="two or more runs with generators")
     _add_common(p)
     p.add_argument("--out", default="compare.json", help="JSON file for the ranking (default compare.json)")

@@ -62,14 +62,17 @@ SCHEDULES: dict[str, Callable[[float], float]] = {
     "cosine": lambda p: 0.5 * (1.0 + math.cos(math.pi * p)),
 }
 
-# Per-dimension negative log density of the prior up to what matters for the gradient. The uniform
-# prior's density is constant on its support, so its log-prior term is a constant and is left out.
+# What invert knows of each prior beyond how to sample it (advrep.nets.priors.PRIORS): the per-dimension
+# negative log density, the support and the moments. Other priors (the AAE's mixtures) can start and
+# restart z, but have no support, log-prior or moment handling. The uniform prior's density is constant
+# on its support, so its log-prior term is a constant and is left out.
 _PRIOR_NLL: dict[str, Callable[[Tensor], Tensor] | None] = {
     "gaussian": lambda z: 0.5 * z.pow(2) + 0.5 * math.log(2 * math.pi),  # -log N(z_j; 0, 1)
     "uniform": None,
 }
 _PRIOR_SUPPORT: dict[str, tuple[float, float] | None] = {"gaussian": None, "uniform": (-1.0, 1.0)}
-_PRIOR_MOMENTS: dict[str, tuple[float, float]] = {"gaussian": (0.0, 1.0), "uniform": (0.0, 1.0 / math.sqrt(3.0))}
+_PRIOR_MOMENTS: dict[str, tuple[float, float]] = {"gaussian": (0.0, 1.0),
+                                                  "uniform": (0.0, 1.0 / math.sqrt(3.0))}  # (mean, std)
 
 # How z is kept inside a bounded support. "clip" clamps z after every step: for a box that is the
 # Euclidean projection, i.e. projected gradient descent. "tanh" optimises w with z = tanh(w), so z
@@ -117,8 +120,8 @@ def _frozen(*fns) -> Iterator[None]:
             p.requires_grad_(False)
         yield
     finally:
-        for f, mode in zip(modules, modes):
-            for m, was in zip(f.modules(), mode):
+        for f, mode in zip(modules, modes, strict=True):
+            for m, was in zip(f.modules(), mode, strict=True):
                 m.training = was
         for p, was in params.values():
             p.requires_grad_(was)
@@ -140,6 +143,7 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
            loss: str = "mse", optimizer: str = "rmsprop", schedule: str = "constant",
            prior: str | None = "gaussian", support: str = "clip", prior_weight: float = 0.0,
            moment_weight: float = 0.0, init: str | Tensor = "prior", latent_dim: int | None = None,
+           sample: Callable[[int, torch.Generator], Tensor] | None = None,
            encoder: Callable[[Tensor], Tensor] | None = None, encoder_weight: float = 0.0,
            features: Callable[[Tensor], Tensor] | None = None, feature_weight: float = 1.0,
            restarts: int = 1, tol: float | None = None, check_every: int = 25, batch_size: int = 500,
@@ -147,14 +151,17 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
     """Find z with G(z) ~ x for every row of x ([N, ...]); see the module docstring.
 
     G: z [B, d] -> anything with the same number of elements per sample as x (flattened for losses,
-    reshaped like x for ``encoder``/``features``). prior: "uniform" (on [-1, 1]), "gaussian" or None
-    (no prior: no support, no prior terms, init must be a tensor or come from the encoder).
+    reshaped like x for ``encoder``/``features``). prior: "uniform" (on [-1, 1]), "gaussian", another
+    name in advrep.nets.priors.PRIORS (sampling only) or None (no support, no prior terms). sample:
+    draws starts instead of the named prior, sample(n, cpu_generator) -> [n, d] (e.g. a method's own
+    sample_prior, whose codes may hold more than the prior's z).
     prior_weight: alpha in  l - alpha * mean_j log p(z_j)  (paper's code). moment_weight: the earlier
     version's  (mean_b z)^2 + (std_b z - s)^2  per dimension, s the prior's std. init: "prior"
-    (a sample), "mean" (the prior's mean, 0), "encoder" (E(x)) or a tensor [N, d]; restarts after
-    the first always start from prior samples. encoder_weight: weight of the latent-consistency term
-    mean_j (z - E(G(z)))_j^2. features: a fixed feature map (e.g. a classifier's penultimate layer);
-    adds feature_weight * mean_f (phi(G(z)) - phi(x))_f^2 to the loss. tol: stop a batch once every
+    (a sample), "mean" (the prior's mean: 0, or the average of 4096 draws of ``sample``), "encoder"
+    (E(x)) or a tensor [N, d]; restarts after the first always start from prior samples.
+    encoder_weight: weight of the latent-consistency term mean_j (z - E(G(z)))_j^2. features: a fixed
+    feature map (e.g. a classifier's penultimate layer); adds feature_weight * mean_f (phi(G(z)) -
+    phi(x))_f^2 to the loss. tol: stop a batch once every
     sample's loss is <= tol (checked every ``check_every`` steps to avoid device syncs).
     """
     loss_fn = _choice(LOSSES, loss, "loss")
@@ -165,8 +172,8 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
         _choice(PRIORS, prior, "prior")
     if not isinstance(init, Tensor):
         _choice(INITS, init, "init")
-    for name, value, least in (("steps", steps, 0), ("restarts", restarts, 1), ("check_every", check_every, 1),
-                               ("batch_size", batch_size, 1)):
+    for name, value, least in (("steps", steps, 0), ("restarts", restarts, 1),
+                               ("check_every", check_every, 1), ("batch_size", batch_size, 1)):
         if not (isinstance(value, int) and value >= least):
             raise ValueError(f"invert: {name} must be an integer >= {least}, got {value!r}.")
     if not lr > 0:
@@ -175,11 +182,17 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
         raise ValueError(f"invert: x must be a batch [N, ...] with N >= 1, got shape {tuple(x.shape)}.")
     if (init == "encoder" or encoder_weight > 0) and encoder is None:
         raise ValueError("invert: init='encoder' and encoder_weight > 0 need encoder=E, a callable x -> z.")
-    if moment_weight > 0 and (prior is None or min(batch_size, x.shape[0]) < 2):
-        raise ValueError("invert: the batch-moment regulariser needs a prior and batches of at least 2 samples.")
-    if (restarts > 1 or (not isinstance(init, Tensor) and init in ("prior", "mean"))) and prior is None:
+    for name, weight, table in (("prior_weight", prior_weight, _PRIOR_NLL), ("moment_weight", moment_weight,
+                                                                            _PRIOR_MOMENTS)):
+        if weight != 0 and prior not in table:
+            raise ValueError(f"invert: {name} needs prior 'uniform' or 'gaussian', got prior={prior!r}; set "
+                             f"{name}=0 for this prior.")
+    if moment_weight > 0 and min(batch_size, x.shape[0]) < 2:
+        raise ValueError("invert: the batch-moment regulariser needs batches of at least 2 samples.")
+    if (restarts > 1 or (not isinstance(init, Tensor) and init in ("prior", "mean"))) and prior is None \
+            and sample is None:
         raise ValueError("invert: starting from the prior (init='prior'/'mean' or restarts > 1) needs "
-                         "prior='uniform' or 'gaussian'; or pass init=E(x) as a tensor.")
+                         "prior='uniform'/'gaussian' or sample=...; or pass init=E(x) as a tensor.")
 
     device = torch.device(device) if device is not None else _device_of(G, x)
     started = time.perf_counter()
@@ -187,12 +200,17 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
     x = x.float()
     with _frozen(G, encoder, features):
         rng = torch.Generator().manual_seed(seed)
-        z0 = _initial_z(init, x, encoder=encoder, latent_dim=latent_dim, prior=prior, batch_size=batch_size,
-                        device=device, rng=rng)
+        if sample is not None:
+            draw = lambda k, _d, g: sample(k, g)  # noqa: E731
+        else:
+            draw = (lambda k, dim, g: PRIORS[prior](k, dim, generator=g)) if prior is not None else None
+        exact_mean = _PRIOR_MOMENTS[prior][0] if sample is None and prior in _PRIOR_MOMENTS else None
+        z0 = _initial_z(init, x, encoder=encoder, latent_dim=latent_dim, draw=draw, exact_mean=exact_mean,
+                        batch_size=batch_size, device=device, rng=rng)
         d = z0.shape[1]
         # every start is drawn for all N up front, so sample i's starts do not depend on the batching
-        starts = [z0] + [PRIORS[prior](n, d, generator=rng) for _ in range(restarts - 1)]  # each [N, d]
-        support_box = _PRIOR_SUPPORT[prior] if prior is not None and support != "none" else None
+        starts = [z0] + [_draw(draw, n, d, rng) for _ in range(restarts - 1)]  # each [N, d]
+        support_box = _PRIOR_SUPPORT.get(prior) if support != "none" else None
         if support_box is not None:
             starts = [s.clamp(*support_box) for s in starts]
         best: dict[str, list[Tensor]] = {}
@@ -206,8 +224,8 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
                 out = _descend(G, xb, zr, steps=steps, lr=lr, loss_fn=loss_fn, make_opt=make_opt,
                                lr_scale=lr_scale, prior=prior, support=support if support_box else "none",
                                prior_weight=prior_weight, moment_weight=moment_weight, encoder=encoder,
-                               encoder_weight=encoder_weight, features=features, feature_weight=feature_weight,
-                               tol=tol, check_every=check_every)
+                               encoder_weight=encoder_weight, features=features,
+                               feature_weight=feature_weight, tol=tol, check_every=check_every)
                 steps_run = max(steps_run, out["steps_run"])
                 out["restart"] = torch.full((xb.shape[0],), r, dtype=torch.long, device=device)
                 kept = out if kept is None else _keep_better(kept, out)
@@ -216,14 +234,21 @@ def invert(G: Callable[[Tensor], Tensor], x: Tensor, *, steps: int = 5000, lr: f
                 if isinstance(value, Tensor):
                     best.setdefault(key, []).append(value.cpu())
     cat = {key: torch.cat(parts) for key, parts in best.items()}
-    return InversionResult(z=cat["z"], x_hat=cat["x_hat"].reshape(x.shape), losses=cat["losses"], mse=cat["mse"],
-                           trace=(trace_sum / n).float(), restart=cat["restart"],
+    return InversionResult(z=cat["z"], x_hat=cat["x_hat"].reshape(x.shape), losses=cat["losses"],
+                           mse=cat["mse"], trace=(trace_sum / n).float(), restart=cat["restart"],
                            steps_to_tol=cat["hit"] if tol is not None else None, steps_run=steps_run,
                            seconds=time.perf_counter() - started)
 
 
-def _initial_z(init, x: Tensor, *, encoder, latent_dim: int | None, prior: str | None, batch_size: int,
-               device: torch.device, rng: torch.Generator) -> Tensor:
+def _draw(draw, n: int, d: int, rng: torch.Generator) -> Tensor:
+    z = draw(n, d, rng).detach().float().cpu()
+    if z.shape != (n, d):
+        raise ValueError(f"invert: the prior sampler gave shape {tuple(z.shape)}, expected [{n}, {d}].")
+    return z
+
+
+def _initial_z(init, x: Tensor, *, encoder, latent_dim: int | None, draw, exact_mean: float | None,
+               batch_size: int, device: torch.device, rng: torch.Generator) -> Tensor:
     """The first start z0, [N, d] on the CPU."""
     n = x.shape[0]
     if isinstance(init, Tensor):
@@ -233,10 +258,20 @@ def _initial_z(init, x: Tensor, *, encoder, latent_dim: int | None, prior: str |
     else:
         if latent_dim is None:
             raise ValueError(f"invert: init={init!r} needs latent_dim (G's input size), e.g. latent_dim=50.")
-        z0 = PRIORS[prior](n, latent_dim, generator=rng) if init == "prior" else torch.zeros(n, latent_dim)
+        if init == "prior":
+            z0 = _draw(draw, n, latent_dim, rng)
+        elif exact_mean is not None:
+            z0 = torch.full((n, latent_dim), exact_mean)
+        else:  # a sampler without a known mean: the average of many draws
+            z0 = _draw(draw, 4096, latent_dim, torch.Generator().manual_seed(0)).mean(0).expand(n, -1).clone()
+    if init == "encoder" and latent_dim is not None and tuple(z0.shape) != (n, latent_dim):
+        raise ValueError(f"invert: the encoder gives codes of shape {tuple(z0.shape)} but G takes "
+                         f"[{n}, {latent_dim}]; this encoder does not produce G's whole input: start "
+                         "from the prior.")
     if z0.ndim != 2 or z0.shape[0] != n or (latent_dim is not None and z0.shape[1] != latent_dim):
-        raise ValueError(f"invert: the initial z must be [N={n}, d{'=' + str(latent_dim) if latent_dim else ''}], "
-                         f"got {tuple(z0.shape)}; check init / the encoder's output.")
+        want = f"[{n}, {latent_dim}]" if latent_dim else f"[{n}, d]"
+        raise ValueError(f"invert: the initial z must be {want}, got {tuple(z0.shape)}; check init / the "
+                         "encoder's output.")
     return z0
 
 
@@ -265,8 +300,8 @@ def _descend(G, x: Tensor, z_start: Tensor, *, steps, lr, loss_fn, make_opt, lr_
     w.requires_grad_(True)
     opt = make_opt([w], lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: lr_scale(min(t, steps) / max(steps, 1)))
-    nll = _PRIOR_NLL[prior] if prior is not None and prior_weight != 0 else None
-    mean_target, std_target = _PRIOR_MOMENTS[prior] if prior is not None else (0.0, 1.0)
+    nll = _PRIOR_NLL[prior] if prior_weight != 0 else None
+    mean_target, std_target = _PRIOR_MOMENTS.get(prior, (0.0, 1.0))
     trace = torch.empty(steps + 1, b, device=x.device)  # [steps + 1, B] per-sample loss after t updates
     hit = torch.full((b,), -1, dtype=torch.long, device=x.device)  # first t with loss <= tol
 
@@ -278,7 +313,8 @@ def _descend(G, x: Tensor, z_start: Tensor, *, steps, lr, loss_fn, make_opt, lr_
         x_hat = x_hat.reshape(b, -1)  # [B, P]
         rec = loss_fn(x_hat, x_flat)  # [B]
         if features is not None:
-            rec = rec + feature_weight * (features(x_hat.reshape(x.shape)).reshape(b, -1) - target_feat).pow(2).mean(1)
+            feat = features(x_hat.reshape(x.shape)).reshape(b, -1)  # [B, F]
+            rec = rec + feature_weight * (feat - target_feat).pow(2).mean(dim=1)
         return rec, x_hat
 
     t = 0

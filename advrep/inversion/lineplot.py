@@ -40,7 +40,8 @@ def line_plot(series: Mapping[str, Sequence[float] | torch.Tensor], path, *, x: 
               title: str = "", xlabel: str = "step", ylabel: str = "", log_y: bool = False,
               size: tuple[int, int] = (720, 440)) -> Path:
     """Plot each named series (all the same length, against ``x`` or 0, 1, ...) into a PNG at ``path``."""
-    ys = {name: [float(v) for v in (s.tolist() if isinstance(s, torch.Tensor) else s)] for name, s in series.items()}
+    ys = {name: [float(v) for v in (s.tolist() if isinstance(s, torch.Tensor) else s)]
+          for name, s in series.items()}
     lengths = {k: len(v) for k, v in ys.items()}
     if not ys or min(lengths.values()) == 0:
         raise ValueError(f"line_plot: every series needs at least one value; got lengths {lengths}.")
@@ -59,7 +60,8 @@ def line_plot(series: Mapping[str, Sequence[float] | torch.Tensor], path, *, x: 
 
     finite = [fy(v) for s in ys.values() for v in s if shown(v)]
     if not finite:
-        raise ValueError("line_plot: no finite value to plot" + (" (log scale needs positive values)." if log_y else "."))
+        why = " (log scale needs positive values)." if log_y else "."
+        raise ValueError("line_plot: no finite value to plot" + why)
     y_lo, y_hi = min(finite), max(finite)
     if y_hi - y_lo < 1e-12:
         y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
@@ -94,7 +96,7 @@ def line_plot(series: Mapping[str, Sequence[float] | torch.Tensor], path, *, x: 
     draw.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0))
     for i, (name, s) in enumerate(ys.items()):
         colour = COLOURS[i % len(COLOURS)]
-        pts = [px(xv, fy(v)) for xv, v in zip(xs, s) if shown(v)]
+        pts = [px(xv, fy(v)) for xv, v in zip(xs, s, strict=True) if shown(v)]
         if len(pts) > 1:
             draw.line(pts, fill=colour, width=2)
         elif pts:

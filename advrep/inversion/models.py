@@ -22,10 +22,11 @@ from torch import Tensor, nn
 
 from ..images import pair_grid
 from ..methods import Method
-from .lineplot import line_plot
 from .invert import InversionResult, invert
+from .lineplot import line_plot
 
-__all__ = ["GeneratorOf", "EncoderOf", "invert_method", "compare_generators", "write_inversion", "format_ranking"]
+__all__ = ["GeneratorOf", "EncoderOf", "invert_method", "compare_generators", "write_inversion",
+           "format_ranking"]
 
 
 class GeneratorOf(nn.Module):
@@ -62,10 +63,22 @@ def invert_method(method: Method, x: Tensor, *, init: str = "prior", encoder_wei
     """``invert`` through a trained method's G, with its prior and latent size filled in.
 
     init="encoder" (or encoder_weight > 0) uses the method's own encoder. x: [N, C, H, W] images.
+    Starts are drawn with the method's ``sample_prior``, so a code that holds more than the prior's z
+    (a label one-hot beside the style, AAE section 5) is drawn and inverted whole; prior handling
+    (support, log-prior, moments) then applies only where the code is exactly the prior's z.
     """
     needs_encoder = init == "encoder" or encoder_weight > 0
-    return invert(GeneratorOf(method), x, init=init, prior=method.cfg.prior, latent_dim=method.cfg.latent_dim,
-                  encoder=EncoderOf(method) if needs_encoder else None, encoder_weight=encoder_weight, **settings)
+    device = next(method.nets.parameters()).device
+    code_dim = int(method.sample_prior(1, torch.Generator(device).manual_seed(0)).shape[1])
+
+    def sample(n: int, rng: torch.Generator) -> Tensor:  # a CPU generator in, the method's device inside
+        local = torch.Generator(device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=rng)))
+        return method.sample_prior(n, local)
+
+    prior = method.cfg.prior if code_dim == method.cfg.latent_dim else None
+    encoder = EncoderOf(method) if needs_encoder else None
+    return invert(GeneratorOf(method), x, init=init, prior=prior, sample=sample, latent_dim=code_dim,
+                  encoder=encoder, encoder_weight=encoder_weight, **settings)
 
 
 def compare_generators(methods: Mapping[str, Method], x: Tensor, **settings: Any) -> list[dict[str, Any]]:
@@ -88,11 +101,13 @@ def compare_generators(methods: Mapping[str, Method], x: Tensor, **settings: Any
 
 
 def format_ranking(rows: list[dict[str, Any]]) -> str:
-    head = f"{'rank':>4}  {'run':<40} {'method':<12} {'prior':<9} {'d':>4} {'n':>6}  {'MSE mean +- std':<24} {'s':>8}"
+    head = (f"{'rank':>4}  {'run':<40} {'method':<12} {'prior':<9} {'d':>4} {'n':>6}  "
+            f"{'MSE mean +- std':<24} {'s':>8}")
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['rank']:>4}  {r['name'][-40:]:<40} {r['method']:<12} {r['prior']:<9} {r['latent_dim']:>4} "
-                     f"{r['n']:>6}  {r['mse_mean']:.5f} +- {r['mse_std']:.5f}{'':<5} {r['seconds']:>8.1f}")
+        lines.append(f"{r['rank']:>4}  {r['name'][-40:]:<40} {r['method']:<12} {r['prior']:<9} "
+                     f"{r['latent_dim']:>4} {r['n']:>6}  {r['mse_mean']:.5f} +- {r['mse_std']:.5f}{'':<5} "
+                     f"{r['seconds']:>8.1f}")
     return "\n".join(lines)
 
 
@@ -115,7 +130,7 @@ def write_inversion(result: InversionResult, x: Tensor, out_dir: str | Path, *, 
         hits = result.steps_to_tol.tolist() if result.steps_to_tol is not None else [""] * len(result.mse)
         ys = labels.tolist() if labels is not None else [""] * len(result.mse)
         for i, (m, lo, r, hit, y) in enumerate(zip(result.mse.tolist(), result.losses.tolist(),
-                                                   result.restart.tolist(), hits, ys)):
+                                                   result.restart.tolist(), hits, ys, strict=True)):
             writer.writerow([i, y, f"{m:.8g}", f"{lo:.8g}", r, hit])
     with open(out / "trace.csv", "w", newline="") as f:
         writer = csv.writer(f)

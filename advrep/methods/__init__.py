@@ -14,11 +14,15 @@ from .latent_regressor import JointLatentRegressor, LatentRegressor
 
 METHODS: dict[str, type[Method]] = {m.name: m for m in (BiGAN, ALI, GAN, LatentRegressor,
                                                            JointLatentRegressor, Autoencoder, BigBiGAN,
-                                                           AAE, AAELabelled, AAESupervised, AAESemi, AAECluster,
-                                                           AAEDimRed)}
+                                                           AAE, AAELabelled, AAESupervised, AAESemi,
+                                                           AAECluster, AAEDimRed)}
 
 
 def get_method(name: str) -> type[Method]:
+    """The Method class registered under ``name``; a ValueError lists the registered names otherwise.
+
+    Example: ``get_method("ali").defaults`` -> ``{"prior": "gaussian", "stochastic_encoder": True, ...}``.
+    """
     try:
         return METHODS[name]
     except KeyError:
@@ -26,7 +30,13 @@ def get_method(name: str) -> type[Method]:
 
 
 def make_config(method: str, *, file: str | None = None, overrides: dict | None = None, **settings) -> Config:
-    """Config defaults, then the method's defaults, then a config file, then overrides and settings."""
+    """Config defaults, then the method's defaults, then a config file, then overrides and settings.
+
+    Example::
+
+        cfg = make_config("bigan", data="digits", hidden=256, latent_dim=16, epochs=20)
+        cfg = make_config("ali", file="configs/ali_mnist.toml", overrides={"lr": "1e-4"})  # --set strings
+    """
     cfg = Config(method=get_method(method).name).updated(get_method(method).defaults, source=f"method {method}")
     if file is not None:
         cfg = cfg.updated(read_config_file(file), source=str(file))
@@ -38,6 +48,12 @@ def make_config(method: str, *, file: str | None = None, overrides: dict | None 
 
 
 def build_method(cfg: Config, image_shape: tuple[int, int, int]) -> Method:
+    """A freshly initialised method for images of ``image_shape`` (C, H, W); train it with
+    ``advrep.train.train`` or load trained weights with ``advrep.checkpoint.load_model``.
+
+    Example: ``build_method(make_config("bigan", hidden=32, latent_dim=4), (1, 8, 8)).nets.keys()``
+    -> ``["G", "E", "D"]``.
+    """
     return get_method(cfg.method)(cfg, image_shape)
 
 

@@ -73,8 +73,8 @@ def balanced_subset(labels: torch.Tensor, n: int, *, seed: int) -> torch.Tensor:
     for c in classes.tolist():
         idx = (labels == c).nonzero().squeeze(1)
         if len(idx) < per:
-            raise ValueError(f"aae_labels={n} needs {per} examples of class {c}, but the data has {len(idx)}; "
-                             "lower aae_labels.")
+            raise ValueError(f"aae_labels={n} needs {per} examples of class {c}, but the data has "
+                             f"{len(idx)}; lower aae_labels.")
         picks.append(idx[torch.randperm(len(idx), generator=g)[:per]])
     return torch.cat(picks).sort().values
 
@@ -100,12 +100,14 @@ class AAEBase(Method):
     def lr_multipliers(self) -> dict[str, float]:
         if self.cfg.aae_optimizer == "adam":
             return {}
-        return {name: getattr(self.cfg, f"aae_lr_{self.cost_of[name]}") / self.cfg.lr for name in self.optimizers}
+        return {name: getattr(self.cfg, f"aae_lr_{self.cost_of[name]}") / self.cfg.lr
+                for name in self.optimizers}
 
     def optimizer(self, name, params, lr):
         if self.cfg.aae_optimizer == "adam":
             return None  # the loop's Adam with cfg.lr, betas and weight decay
-        return torch.optim.SGD(params, lr=lr, momentum=getattr(self.cfg, f"aae_momentum_{self.cost_of[name]}"))
+        momentum = getattr(self.cfg, f"aae_momentum_{self.cost_of[name]}")
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
 
     def lr_schedule(self, epoch: int) -> float | None:
         if self.cfg.aae_optimizer == "adam":
@@ -126,7 +128,8 @@ class AAEBase(Method):
         chose. Before prepare() (a bare train_step) the current batch's own labels are used."""
         if self._labelled is None:
             if y is None:
-                raise ValueError(f"method {self.name!r} needs labels: call prepare(train_set) first, or pass y.")
+                raise ValueError(f"method {self.name!r} needs labels: call prepare(train_set) first, "
+                                 "or pass y.")
             return x, y
         xs, ys = self._labelled
         device = x.device
@@ -140,7 +143,8 @@ class AAEBase(Method):
         (A.3: 20%) on x [B, D]; the reconstruction target stays clean."""
         cfg = self.cfg
         if cfg.aae_input_noise > 0:
-            x_flat = x_flat + cfg.aae_input_noise * torch.randn(x_flat.shape, generator=rng, device=x_flat.device)
+            noise = torch.randn(x_flat.shape, generator=rng, device=x_flat.device)
+            x_flat = x_flat + cfg.aae_input_noise * noise
         if cfg.aae_input_dropout > 0:
             keep = torch.rand(x_flat.shape, generator=rng, device=x_flat.device) >= cfg.aae_input_dropout
             x_flat = x_flat * keep / (1.0 - cfg.aae_input_dropout)
@@ -163,7 +167,7 @@ class AAEBase(Method):
 
 class AAE(AAEBase):
     name = "aae"
-    description = "adversarial autoencoder: q(z) matched to a Gaussian, mixture or swiss-roll prior (Makhzani et al.)"
+    description = "adversarial autoencoder: q(z) matched to a Gaussian, mixture or swiss-roll prior (sec. 2)"
     # The paper's likelihood recipe (appendix A.1): an 8-D Gaussian code with std 5.
     defaults = {**AAE_DEFAULTS, "latent_dim": 8, "aae_prior_std": 5.0, "epochs": 1000}
     optimizers = {"AE": ("E", "G"), "D": ("D",), "Gen": ("E",)}
@@ -172,7 +176,8 @@ class AAE(AAEBase):
     def build(self) -> nn.ModuleDict:
         cfg = self.cfg
         nets = nn.ModuleDict({
-            "E": GaussianEncoder(self.data_dim, cfg.latent_dim, cfg.hidden, stochastic=cfg.stochastic_encoder),
+            "E": GaussianEncoder(self.data_dim, cfg.latent_dim, cfg.hidden,
+                                 stochastic=cfg.stochastic_encoder),
             "G": Decoder(cfg.latent_dim, self.data_dim, cfg.hidden),
             "D": CodeDiscriminator(self.d_input_dim(), cfg.hidden),
         })
@@ -279,7 +284,8 @@ class AAESupervised(AAE):
     def build(self) -> nn.ModuleDict:
         cfg = self.cfg
         nets = nn.ModuleDict({
-            "E": GaussianEncoder(self.data_dim, cfg.latent_dim, cfg.hidden, stochastic=cfg.stochastic_encoder),
+            "E": GaussianEncoder(self.data_dim, cfg.latent_dim, cfg.hidden,
+                                 stochastic=cfg.stochastic_encoder),
             "G": Decoder(cfg.aae_classes + cfg.latent_dim, self.data_dim, cfg.hidden),
             "D": CodeDiscriminator(cfg.latent_dim, cfg.hidden),
         })

@@ -27,7 +27,14 @@ from torch import nn
 from ..eval.clustering import classification_error, clustering_error
 from ..images import save_grid
 from ..nets.aae_mlp import CategoricalStyleEncoder, ClusterHeads, CodeDiscriminator, Decoder, init_aae_
-from .aae import AAE_DEFAULTS, AAEBase, code_discriminator_loss, code_generator_loss, half_squared_error, style_grid
+from .aae import (
+    AAE_DEFAULTS,
+    AAEBase,
+    code_discriminator_loss,
+    code_generator_loss,
+    half_squared_error,
+    style_grid,
+)
 
 
 def head_separation_cost(heads: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -73,7 +80,8 @@ class CategoricalAAE(AAEBase):
     def reconstruction(self, x_flat, rng) -> tuple[torch.Tensor, dict]:
         y, z = self._yz(self.corrupt(x_flat, rng))
         x_hat = self.nets["G"](self.code(y, z))
-        return half_squared_error(x_flat, x_hat, self.cfg.recon_loss), {"recon_mse": (x_flat - x_hat.detach()).pow(2).mean()}
+        logs = {"recon_mse": (x_flat - x_hat.detach()).pow(2).mean()}
+        return half_squared_error(x_flat, x_hat, self.cfg.recon_loss), logs
 
     def losses(self, phase, x, y, rng):
         x = self.flat(x)  # [B, D]
@@ -130,7 +138,8 @@ class CategoricalAAE(AAEBase):
     @torch.no_grad()
     def _predictions(self, data) -> torch.Tensor:
         device = next(self.nets.parameters()).device
-        return torch.cat([self.predict(data.x[i:i + 2000].to(device)).cpu() for i in range(0, len(data), 2000)])
+        return torch.cat([self.predict(data.x[i:i + 2000].to(device)).cpu()
+                          for i in range(0, len(data), 2000)])
 
     def extra_metrics(self, train, test) -> dict[str, float]:
         if train.y is None or test.y is None:
@@ -161,7 +170,7 @@ class AAESemi(CategoricalAAE):
     the seeded, class-balanced labelled subset (Config.aae_labels; 0 = all)."""
 
     name = "aae_semi"
-    description = "semi-supervised AAE: categorical y + Gaussian style z, cross-entropy on labelled data (sec. 5)"
+    description = "semi-supervised AAE: categorical y + Gaussian style z, cross-entropy on labels (sec. 5)"
     # Appendix A.2: 10-D style with std 1, Gaussian noise of std 0.3 on the input, 5000 epochs.
     defaults = {**AAE_DEFAULTS, "latent_dim": 10, "aae_input_noise": 0.3, "aae_labels": 100, "epochs": 5000}
     optimizers = {**CategoricalAAE.optimizers, "Sup": ("E",)}
@@ -211,7 +220,8 @@ class AAEDimRed(CategoricalAAE):
         nets = super().build()
         # Heads start spread at about the distance the hinge asks for (they are not nn.Linear, so
         # init_aae_ leaves them alone).
-        nets["H"] = ClusterHeads(self.categories, self.cfg.latent_dim, init_scale=self.cfg.aae_head_distance / 2)
+        nets["H"] = ClusterHeads(self.categories, self.cfg.latent_dim,
+                                 init_scale=self.cfg.aae_head_distance / 2)
         return nets
 
     def code(self, y, z):

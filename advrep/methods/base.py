@@ -20,6 +20,17 @@ Losses = dict[str, torch.Tensor]
 
 
 class Method:
+    """A trainable model: its networks (``self.nets``) and, for the loop, which optimiser trains which
+    networks from which loss (see the module docstring). Users mostly call ``encode``, ``generate``,
+    ``sample_prior``, ``reconstruct`` and ``features`` on a trained one.
+
+    Example::
+
+        model = load_model("runs/digits")               # a BiGAN trained on [1, 8, 8] digits
+        z = model.encode(x)                               # x [B, 1, 8, 8] -> [B, latent_dim]
+        x_new = model.generate(model.sample_prior(16))    # [16, 1, 8, 8] in [0, 1]
+    """
+
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}  # settings that differ from Config's defaults
@@ -39,6 +50,7 @@ class Method:
 
     # --- to implement -------------------------------------------------------------------------
     def build(self) -> nn.ModuleDict:
+        """The method's networks by name (e.g. G, E, D), built from ``self.cfg`` and ``self.image_shape``."""
         raise NotImplementedError
 
     def losses(self, phase: int, x: torch.Tensor, y: torch.Tensor | None,
@@ -93,6 +105,8 @@ class Method:
 
     # --- shared helpers ------------------------------------------------------------------------
     def sample_prior(self, n: int, rng: torch.Generator | None = None) -> torch.Tensor:
+        """n codes z ~ p(z) from ``cfg.prior``, [n, latent_dim] on the networks' device; feed them to
+        ``generate``. Pass a seeded ``torch.Generator`` for repeatable draws."""
         device = next(self.nets.parameters()).device
         return get_prior(self.cfg.prior)(n, self.cfg.latent_dim, generator=rng, device=device)
 
@@ -105,13 +119,17 @@ class Method:
         raise NotImplementedError(f"method {self.name!r} has no generator")
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """G(E(x)): images [B, C, H, W] -> images [B, C, H, W]."""
         return self.generate(self.encode(x))
 
     def parameters_of(self, optimiser: str) -> list[nn.Parameter]:
+        """Every parameter of the networks that optimiser ``optimiser`` updates (``optimizers``)."""
         return [p for net in self.optimizers[optimiser] for p in self.nets[net].parameters()]
 
     def flat(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [B, C, H, W] -> rows [B, C*H*W], the MLPs' input."""
         return x.reshape(x.shape[0], -1)  # [B, C*H*W]
 
     def images(self, x_flat: torch.Tensor) -> torch.Tensor:
+        """Rows [B, C*H*W] -> images [B, C, H, W] of ``self.image_shape``."""
         return x_flat.reshape(x_flat.shape[0], *self.image_shape)

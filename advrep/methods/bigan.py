@@ -16,16 +16,29 @@ from .base import Method
 
 
 class BiGAN(Method):
+    """G: z -> x, E: x -> z and a joint discriminator D(x, z) (BiGAN eq. 3). Features for evaluation:
+    ``z`` (E(x), [B, latent_dim]), ``z_pre`` (before squashing into the prior's support) and
+    ``penultimate`` (E's last hidden layer, [B, hidden]: the paper's table 1 features).
+
+    Example::
+
+        cfg = make_config("bigan", data="digits", hidden=256, latent_dim=16, epochs=20)
+        train(cfg, "runs/digits")
+        feats = load_model("runs/digits").features(x)["penultimate"]   # [B, 256]
+    """
+
     name = "bigan"
     description = "BiGAN: generator, encoder and a joint (x, z) discriminator (Donahue et al.)"
     optimizers = {"D": ("D",), "EG": ("E", "G")}
     phases = (("D", "EG"),)  # all three networks step on every batch, from one forward pass
 
     def build(self) -> nn.ModuleDict:
+        """G, E and D for cfg.arch (``advrep.nets.bigan_networks``)."""
         # cfg.arch picks the networks: the paper's MLPs (default), DCGAN or ResNet image networks.
         return bigan_networks(self.cfg, self.image_shape)
 
     def losses(self, phase, x, y, rng):
+        """One forward pass for all three networks: D's cross-entropy and E/G's loss (``objective``)."""
         G, E, D = self.nets["G"], self.nets["E"], self.nets["D"]
         x = self.flat(x)  # [B, D]
         z = self.sample_prior(x.shape[0], rng)  # [B, latent]
@@ -36,12 +49,15 @@ class BiGAN(Method):
         return losses, logs
 
     def encode(self, x):
+        """E(x): images [B, C, H, W] -> codes [B, latent_dim] (ALI: the posterior mean)."""
         return self.nets["E"](self.flat(x), sample=False)
 
     def generate(self, z):
+        """G(z): codes [B, latent_dim] -> images [B, C, H, W] in [0, 1]."""
         return self.images(self.nets["G"](z))
 
     def features(self, x):
+        """{"z", "z_pre": [B, latent_dim], "penultimate": [B, hidden]} for images x [B, C, H, W]."""
         E = self.nets["E"]
         h = E.features(self.flat(x))  # [B, hidden]
         pre = E.pre_head(h)[0]  # [B, latent], before the squashing into the prior's support
@@ -49,6 +65,9 @@ class BiGAN(Method):
 
 
 class ALI(BiGAN):
+    """BiGAN with ALI's defaults: a N(0, I) prior and a reparameterised Gaussian encoder (ALI section
+    2.2); ``encode`` returns the posterior mean. Example: ``make_config("ali", data="mnist")``."""
+
     name = "ali"
     description = "ALI: BiGAN's game with a Gaussian prior and a stochastic encoder (Dumoulin et al.)"
     defaults = {"prior": "gaussian", "stochastic_encoder": True, "weight_decay": 0.0}

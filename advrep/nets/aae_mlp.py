@@ -29,7 +29,7 @@ class ReLUTrunk(nn.Module):
     def __init__(self, in_dim: int, hidden: int, depth: int = 2):
         super().__init__()
         dims = [in_dim] + [hidden] * depth
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

@@ -1,0 +1,62 @@
+"""Run by tests/test_distributed.py under torchrun (2 CPU processes, gloo): trains with the real loop and
+writes every rank's networks, so the test can compare ranks with each other and with one process.
+
+    python -m torch.distributed.run --nproc_per_node=2 ... tests/dist_worker.py OUT RUNS_JSON
+
+RUNS_JSON maps a run name to its settings (``method`` plus Config fields); each run trains into OUT/NAME
+and rank r writes OUT/NAME/rank{r}.safetensors. The process group is created here, so ``train`` leaves
+it up between runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import advrep.train.loop as loop
+from advrep import distributed as dist
+from advrep.methods import make_config
+
+
+def check_collectives(out: Path) -> None:
+    """The helpers' cross-rank behaviour, written to OUT/collectives-rank{r}.json for the test to read."""
+    r = dist.rank()
+    both, only_rank1, unused = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+    both.grad = torch.full((3,), float(r + 1))  # ranks give 1 and 2: mean 1.5
+    if r == 1:
+        only_rank1.grad = torch.full((3,), 2.0)  # rank 0 has none: counts as zero, mean 1.0
+    dist.average_gradients([both, only_rank1, unused], bucket_bytes=8)  # tiny buckets: several calls
+    rows = dist.gather_rows(torch.arange(5.0)[dist.shard(5)][:, None])  # shards of 2 and 3 rows
+    result = {"both": both.grad.tolist(), "only_rank1": only_rank1.grad.tolist(), "unused": unused.grad,
+              "rows": rows.squeeze(1).tolist(), "mean": dist.mean_scalars([torch.tensor(float(r))]),
+              "any_rank1": dist.any_rank(r == 1), "any_none": dist.any_rank(False)}
+    (out / f"collectives-rank{r}.json").write_text(json.dumps(result))
+
+
+def main(out: Path, runs: dict[str, dict]) -> None:
+    torch.set_num_threads(1)
+    built = []
+    real_build = loop.build_method
+
+    def keep(*args, **kwargs):  # the loop builds the method; keep a handle on its networks
+        built.append(real_build(*args, **kwargs))
+        return built[-1]
+
+    loop.build_method = keep
+    dist.init(torch.device("cpu"))
+    check_collectives(out)
+    for name, settings in runs.items():
+        settings = dict(settings)
+        cfg = make_config(settings.pop("method"), **settings)
+        loop.train(cfg, out / name)
+        state = {k: v.detach().contiguous() for k, v in built[-1].nets.state_dict().items()}
+        save_file(state, str(out / name / f"rank{dist.rank()}.safetensors"))
+    dist.shutdown()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), json.loads(sys.argv[2]))
