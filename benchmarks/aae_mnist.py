@@ -20,9 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +28,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from common import append_row, commit, machine  # noqa: E402
 
 from advrep.config import parse_overrides  # noqa: E402
 from advrep.data import load_dataset  # noqa: E402
@@ -53,36 +52,6 @@ PAPER = {
 HEADER = ("| date | commit | row | paper | ours | epochs (paper) | seeds | train wall per run | s / epoch | "
           "machine | command |\n|---|---|---|---|---|---|---|---|---|---|---|")
 TITLE = "## Adversarial autoencoders on MNIST (Makhzani et al. 2016)"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    return (f"{platform.system()} {cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads)")
-
-
-def commit() -> str:
-    try:
-        def git(*cmd: str) -> str:
-            return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-        out, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "advrep")
-        return (out or "uncommitted") + ("+dirty" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
-def append_row(path: Path, title: str, header: str, row: str) -> None:
-    """Add ``row`` at the end of the table under ``title`` (created at the end of the file if missing)."""
-    text = path.read_text() if path.exists() else ""
-    if title not in text.splitlines():
-        text = text.rstrip("\n") + ("\n\n" if text.strip() else "") + title + "\n\n" + header + "\n"
-    lines = text.rstrip("\n").split("\n")
-    end = lines.index(header.splitlines()[0], lines.index(title)) + 1
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    lines.insert(end, row)
-    path.write_text("\n".join(lines) + "\n")
 
 
 def seconds_per_epoch(run_dir: Path, steps_per_epoch: int) -> float:
@@ -196,7 +165,7 @@ def main() -> int:
         row = (f"| {datetime.date.today()} | {commit()} | {what} | {paper} | {ours} | {args.epochs} "
                f"({paper_epochs or 'unstated'}) | {seeds} | {train_s / 60:.1f} min | "
                f"{per_epoch:.0f} | {machine()} | `{cmd}` |")
-        append_row(REPO / "BENCHMARKS.md", TITLE, HEADER, row)
+        append_row(REPO / "BENCHMARKS.md", f"{TITLE}\n\n{HEADER}", row)
         print("wrote a row to BENCHMARKS.md")
     return 0
 

@@ -13,17 +13,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from common import append_row, commit, machine  # noqa: E402
 
 from advrep.data import load_dataset  # noqa: E402
 from advrep.evaluate import evaluate, format_table  # noqa: E402
@@ -33,38 +30,6 @@ from advrep.train import train  # noqa: E402
 # The BiGAN paper's table 1 (1NN on the encoder's penultimate layer, test vs train) and the reference
 # code's README log at epoch 400 (10k validation vs 50k train): NNC_e 92.10 on z, NNC_e- 97.35.
 PAPER = {"1nn_test.penultimate": 97.39, "1nn_val.z_pre": 92.10, "1nn_val.penultimate": 97.35}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    threads = torch.get_num_threads()
-    return f"{platform.system()} {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({threads} threads)"
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "advrep"], cwd=REPO, capture_output=True, text=True)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
-
-
-def append_row(path: Path, header: str, row: str) -> None:
-    """Add ``row`` at the end of the table that ``header`` (a '## title' line, a blank line, the table
-    head) starts, creating the table at the end of the file the first time."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    title = header.splitlines()[0]
-    if title not in text.splitlines():
-        text = text.rstrip("\n") + "\n\n" + header + "\n"
-    lines = text.rstrip("\n").split("\n")
-    end = lines.index(title) + 1
-    while end < len(lines) and not lines[end].startswith("|"):  # skip to the table head
-        end += 1
-    while end < len(lines) and lines[end].startswith("|"):  # then past its last row
-        end += 1
-    lines.insert(end, row)
-    path.write_text("\n".join(lines) + "\n")
 
 
 HEADER = "\n".join([

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bigan_mnist import commit, machine  # noqa: E402
+from common import commit, machine  # noqa: E402
 
 from advrep.checkpoint import latest_checkpoint, load_model  # noqa: E402
 from advrep.config import parse_overrides  # noqa: E402

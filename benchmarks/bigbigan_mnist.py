@@ -23,9 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,6 +32,8 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from common import append_row, commit, machine  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
 from advrep.config import parse_overrides  # noqa: E402
@@ -74,47 +73,6 @@ HEADER = ("| date | commit | run | epochs | probe E feats | BN+CReLU E feats | p
 CHECK_TITLE = "### Domain FID sanity checks (MNIST)"
 CHECK_HEADER = ("| date | commit | classifier | test acc | test vs train | noise 0.1 | noise 0.2 | noise 0.4 "
                 "| blur x1 | blur x2 | blur x3 |\n|---|---|---|---|---|---|---|---|---|---|---|")
-
-
-def machine() -> str:
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads)")
-
-
-def commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "advrep"], cwd=REPO, capture_output=True,
-                               text=True)
-        return (out.stdout.strip() or "uncommitted") + ("+dirty" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
-
-
-def add_row(path: Path, title: str, intro: str, header: str, row: str, *, unless: str | None = None) -> None:
-    """Append ``row`` to the table under the heading ``title`` in BENCHMARKS.md, creating the section
-    (heading, intro, table header) at the end of the file if it is not there. With ``unless``, a row
-    is not added when some line of the file already contains that text."""
-    lines = path.read_text().rstrip("\n").split("\n") if path.exists() else []
-    if unless is not None and any(unless in line for line in lines):
-        return
-    if title not in lines:
-        lines += ["", title, "", *([intro, ""] if intro else []), *header.split("\n")]
-    start = lines.index(title)
-    level = len(title) - len(title.lstrip("#"))
-    headings = (i for i in range(start + 1, len(lines))
-                if lines[i].startswith("#") and len(lines[i]) - len(lines[i].lstrip("#")) <= level)
-    stop = next(headings, len(lines))
-    head = header.split("\n")
-    if head[0] not in lines[start:stop]:  # the section lost its table: put the header back at its end
-        lines[stop:stop] = ["", *head]
-        stop += len(head) + 1
-    end = lines.index(head[0], start, stop) + len(head)
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    lines.insert(end, row)
-    path.write_text("\n".join(lines) + "\n")
 
 
 def blur(x: torch.Tensor) -> torch.Tensor:
@@ -249,11 +207,12 @@ def main() -> int:
         return 0
     path = REPO / "BENCHMARKS.md"
     c, acc = checks, info.get("test_accuracy", float("nan"))
-    add_row(path, TITLE, INTRO + f"\n\nReproduce: `{cmd}`", HEADER,
-            f"| {today} | {rev} | raw pixels | - | {floor['probe_test.pixels']:.2f} "
-            f"| {floor['probe_bncrelu_test.pixels']:.2f} | - | - | {floor['1nn_test.pixels']:.2f} | - "
-            f"| {checks['test_vs_train']:.4g} (real test) | - | - | {sha} | {machine()} |",
-            unless=f"| raw pixels | - | {floor['probe_test.pixels']:.2f} ")
+    section = f"{TITLE}\n\n{INTRO}\n\nReproduce: `{cmd}`\n\n{HEADER}"
+    append_row(path, section,
+               f"| {today} | {rev} | raw pixels | - | {floor['probe_test.pixels']:.2f} "
+               f"| {floor['probe_bncrelu_test.pixels']:.2f} | - | - | {floor['1nn_test.pixels']:.2f} | - "
+               f"| {checks['test_vs_train']:.4g} (real test) | - | - | {sha} | {machine()} |",
+               unless=f"| raw pixels | - | {floor['probe_test.pixels']:.2f} ")
     rows = []
     for key, r in results.items():
         rows.append(f"| {today} | {rev} | ({key}) {ROWS[key][0]} | {ep} | {r['probe_test.penultimate']:.2f} "
@@ -263,13 +222,14 @@ def main() -> int:
                     f"| {r['train_wall_s'] / 60:.1f} min "
                     f"| {sha} | {machine()} |")
     for row in rows:
-        add_row(path, TITLE, INTRO + f"\n\nReproduce: `{cmd}`", HEADER, row)
-    add_row(path, CHECK_TITLE, "Domain FID of real and corrupted MNIST test images against the training "
-            "images (noise: Gaussian, clipped to [0, 1]; blur: repeated 3x3 binomial filter).", CHECK_HEADER,
-            f"| {today} | {rev} | {sha} | {acc:.2f} "
-            f"| {c['test_vs_train']:.4g} "
-            f"| {c['noise_0.1']:.4g} | {c['noise_0.2']:.4g} | {c['noise_0.4']:.4g} | {c['blur_x1']:.4g} "
-            f"| {c['blur_x2']:.4g} | {c['blur_x3']:.4g} |", unless=f"| {sha} | {acc:.2f} |")
+        append_row(path, section, row)
+    append_row(path, f"{CHECK_TITLE}\n\nDomain FID of real and corrupted MNIST test images against the training "
+               "images (noise: Gaussian, clipped to [0, 1]; blur: repeated 3x3 binomial filter).\n\n"
+               + CHECK_HEADER,
+               f"| {today} | {rev} | {sha} | {acc:.2f} "
+               f"| {c['test_vs_train']:.4g} "
+               f"| {c['noise_0.1']:.4g} | {c['noise_0.2']:.4g} | {c['noise_0.4']:.4g} | {c['blur_x1']:.4g} "
+               f"| {c['blur_x2']:.4g} | {c['blur_x3']:.4g} |", unless=f"| {sha} | {acc:.2f} |")
     print(f"wrote rows to {path}")
     return 0
 

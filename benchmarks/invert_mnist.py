@@ -32,7 +32,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bigan_mnist import commit, machine  # noqa: E402
+from common import append_row, commit, machine  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
 from advrep.data import load_dataset  # noqa: E402
@@ -73,20 +73,6 @@ def paper_loop(method, x: torch.Tensor, *, steps: int, lr: float, alpha: float, 
 
 def z_device(method) -> torch.device:
     return next(method.nets.parameters()).device
-
-
-def append_table_row(path: Path, title: str, header: str, row: str) -> None:
-    """Add ``row`` at the end of the table under ``title``, creating the section if it is missing."""
-    lines = path.read_text().rstrip("\n").split("\n") if path.exists() else []
-    if title not in lines:
-        lines += ([""] if lines else []) + [title, ""] + header.split("\n")
-    end = lines.index(title) + 1
-    while end < len(lines) and not lines[end].startswith("|"):  # blank lines between title and table
-        end += 1
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    lines.insert(end, row)
-    path.write_text("\n".join(lines) + "\n")
 
 
 def first_reaching(trace: torch.Tensor, target: float) -> int | None:
@@ -238,14 +224,14 @@ def _write_tables(results: dict, rows: list, args, cmd: str) -> None:
                      f"{args.n} | {args.steps} | | | | {where} |")
     title = "## Inverting a BiGAN generator on the MNIST test set (Creswell & Bharath)"
     for line in lines:
-        append_table_row(REPO / "BENCHMARKS.md", title, HEADER, line)
+        append_row(REPO / "BENCHMARKS.md", f"{title}\n\n{HEADER}", line)
     if rows:
         for r in rows:
             row = (f"| {today} | {sha} | {r['rank']} | {Path(r['name']).name} | {r['method']} | "
                    f"{r['prior']} | {r['latent_dim']} | {r['n']} | {results['compare']['steps']} | "
                    f"{fmt(r['mse_mean'], r['mse_std'])} | {r['seconds']:.0f} s | {where} |")
-            append_table_row(REPO / "BENCHMARKS.md", "## Generators ranked by inversion error, MNIST test",
-                             COMPARE_HEADER, row)
+            append_row(REPO / "BENCHMARKS.md", "## Generators ranked by inversion error, MNIST test\n\n"
+                       + COMPARE_HEADER, row)
     print(f"wrote rows to BENCHMARKS.md ({cmd})")
 
 

@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import commit, machine  # noqa: E402
 
 
 def run_training(run_dir: Path, *, procs: int, precision: str, epochs: int, seed: int, threads: int,
@@ -74,26 +76,6 @@ def training_images_per_s(run_dir: Path) -> float:
             done += b["step"] - a["step"]
             seconds += b["time"] - a["time"]
     return done * cfg["batch_size"] / seconds if seconds > 0 else float("nan")
-
-
-def machine(cores: int) -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.system()} {cpu}, {os.cpu_count()} cores ({cores} used), torch {torch.__version__}, "
-            f"load average {load:.1f} at start")
-
-
-def commit() -> str:
-    try:
-        def git(*a):
-            return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
-
-        out, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "advrep")
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-    except OSError:
-        return "unknown"
 
 
 def mean_spread(rows: list[dict], key: str) -> str:

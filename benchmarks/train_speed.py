@@ -59,7 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bigan_mnist import append_row, commit, machine  # noqa: E402
+from common import append_row, commit, machine  # noqa: E402
 
 from advrep.data import load_dataset  # noqa: E402
 from advrep.methods import build_method, make_config  # noqa: E402

@@ -405,7 +405,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     with StopRequests() as stop:
         while epoch < total_epochs:
             scale = method.lr_schedule(epoch)
-            lrs = optimizer_lrs(method, cfg, lr_scale(cfg, epoch) if scale is None else scale)
+            scale = lr_scale(cfg, epoch) if scale is None else scale
+            lrs = optimizer_lrs(method, cfg, scale)
             for name, opt in optimizers.items():
                 for group in opt.param_groups:
                     group["lr"] = lrs[name]
@@ -424,9 +425,9 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 step, batch = step + 1, b + 1
                 method.after_step(step)
                 images_seen += cfg.batch_size
-                if step % cfg.log_every == 0:
+                if cfg.log_every and step % cfg.log_every == 0:  # 0: no step lines, like the other *_every
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k.startswith("loss")})
-                    log.write({"step": step, "epoch": epoch, "lr": cfg.lr * lr_scale(cfg, epoch),
+                    log.write({"step": step, "epoch": epoch, "lr": cfg.lr * scale,  # the method's schedule too
                                "time": time.perf_counter() - started, **logs})
                 if dist.any_rank(stop.requested is not None):
                     # Ctrl-C or SIGTERM (on any rank: all stop at the same step, so the checkpoint's

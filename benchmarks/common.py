@@ -1,0 +1,83 @@
+"""What every benchmark script shares: the machine and commit a result was measured on, and adding a
+row to a table of BENCHMARKS.md.
+
+The scripts put benchmarks/ on sys.path and ``from common import append_row, commit, machine``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def machine(cores: int | None = None) -> str:
+    """The OS, CPU, core count, torch version and how many threads/cores the measurement used, with the
+    1-minute load average (a loaded shared machine explains slow numbers). ``cores``: how many cores the
+    benchmark was told to use, when it spreads work over processes; otherwise this process's torch
+    thread count is reported."""
+    import torch  # here, so scripts that only launch subprocesses start fast
+
+    cpu = platform.processor() or platform.machine()
+    used = f"{cores} used" if cores is not None else f"{torch.get_num_threads()} threads"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{platform.system()} {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({used}), "
+            f"load average {load:.1f}")
+
+
+def commit() -> str:
+    """The short hash of HEAD ('uncommitted' before the first commit), with '+dirty' when advrep/ has
+    uncommitted changes; 'unknown' without git."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    try:
+        rev, dirty = git("rev-parse", "--short", "HEAD"), git("status", "--porcelain", "advrep")
+    except OSError:
+        return "unknown"
+    return (rev or "uncommitted") + ("+dirty" if dirty else "")
+
+
+def append_row(path: Path, header: str, row: str, *, unless: str | None = None) -> None:
+    """Add ``row`` after the last row of the table that ``header`` describes.
+
+    ``header`` is the section's heading line ('## title' or '### title'), then optionally an intro
+    paragraph, then the table head (the lines starting with '|' at its end), separated by blank lines.
+    The first time, the whole header is appended at the end of the file (created as '# Benchmarks' if
+    missing). The table is looked for between the heading and the next heading of the same or a higher
+    level; if the section lost it, the table head is put back at the section's end. With ``unless``, no
+    row is added when some line of the file already contains that text (a row measured once per input).
+    """
+    parts = header.strip("\n").split("\n")
+    title = parts[0]
+    if not title.startswith("#"):
+        raise ValueError(f"header must start with a '#' heading line, not {title!r}")
+    n = len(parts)
+    while n > 1 and parts[n - 1].startswith("|"):
+        n -= 1
+    head = parts[n:]
+    if not head:
+        raise ValueError("header must end with the table head ('| ... |' lines)")
+
+    lines = path.read_text().rstrip("\n").split("\n") if path.exists() else ["# Benchmarks"]
+    if unless is not None and any(unless in line for line in lines):
+        return
+    if title not in lines:
+        lines += ["", *parts]
+    start = lines.index(title)
+    level = len(title) - len(title.lstrip("#"))
+    stop = next((i for i in range(start + 1, len(lines))
+                 if lines[i].startswith("#") and len(lines[i]) - len(lines[i].lstrip("#")) <= level), len(lines))
+    if head[0] not in lines[start:stop]:  # the section lost its table: put the head back at its end
+        while stop > start + 1 and not lines[stop - 1].strip():
+            stop -= 1
+        lines[stop:stop] = ["", *head]
+        stop += len(head) + 1
+    end = lines.index(head[0], start, stop) + len(head)
+    while end < len(lines) and lines[end].startswith("|"):  # past the table's last row
+        end += 1
+    lines.insert(end, row)
+    path.write_text("\n".join(lines) + "\n")
