@@ -35,6 +35,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["precision"] = args.precision
     cfg = make_config(args.method, file=args.config, overrides=overrides)
     run_dir = Path(args.run_dir or Path("runs") / f"{cfg.method}-{cfg.data.replace('/', '_')}")
+    saved = run_dir / "config.json"
+    if args.resume and saved.is_file():
+        # Resume continues the run as it was configured: start from its saved settings and apply
+        # only what this command line names again (a config file, --set, --data, ...).
+        from .config import Config, ConfigError, read_config_file
+
+        cfg = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+        cfg = cfg.updated(read_config_file(args.config) if args.config else {}, source=str(args.config))
+        cfg = cfg.updated(overrides, source="--set")
+        if cfg.method != args.method:
+            raise ConfigError(f"--resume: {run_dir} is a {cfg.method!r} run, not {args.method!r}; "
+                              f"use `advrep train {cfg.method} --resume --run-dir {run_dir}`.")
     main_rank = is_main()  # under torchrun only rank 0 talks
     if main_rank:
         print(f"training {cfg.method} on {cfg.data} into {run_dir}", flush=True)

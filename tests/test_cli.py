@@ -31,3 +31,20 @@ def test_mistyped_setting_fails_and_lists_valid_ones(tmp_path, capsys):
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "advrep", "methods"], capture_output=True, text=True, check=True)
     assert "bigan" in out.stdout and "ali" in out.stdout
+
+
+def test_resume_takes_the_runs_own_settings_and_keeps_a_finished_summary(tmp_path, capsys):
+    run = tmp_path / "run"
+    small = ["--set", "hidden=32", "--set", "latent_dim=4", "--set", "batch_size=64", "--set", "epochs=1",
+             "--set", "decay_epochs=0", "--set", "progress=false", "--set", "eval_every=0"]
+    assert main(["train", "bigan", "--data", "digits", "--run-dir", str(run), *small]) == 0
+    before = json.loads((run / "summary.json").read_text())
+    # No settings repeated: the saved ones (1 epoch, hidden 32) apply, so the run is already finished.
+    assert main(["train", "bigan", "--run-dir", str(run), "--resume"]) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert json.loads((run / "summary.json").read_text()) == before
+    # Naming more epochs continues the same run.
+    assert main(["train", "bigan", "--run-dir", str(run), "--resume", "--set", "epochs=2"]) == 0
+    assert json.loads((run / "summary.json").read_text())["step"] == 2 * before["step"]
+    assert main(["train", "ali", "--run-dir", str(run), "--resume"]) == 2
+    assert "is a 'bigan' run, not 'ali'" in capsys.readouterr().err

@@ -21,7 +21,9 @@ from advrep.config import Config, ConfigError
 from advrep.methods import make_config
 from advrep.train import TrainingError, train
 
-SETTINGS = ["hidden=32", "latent_dim=4", "batch_size=64", "epochs=5", "decay_epochs=1", "threads=1",
+# Long enough (31 epochs of 22 steps, a few seconds) that each kill lands while the run is still going.
+EPOCHS, DECAY, STEPS_PER_EPOCH = 30, 1, 22
+SETTINGS = ["hidden=32", "latent_dim=4", "batch_size=64", f"epochs={EPOCHS}", f"decay_epochs={DECAY}", "threads=1",
             "progress=false", "eval_every=0", "sample_every=0", "checkpoint_every=1", "log_every=5"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -70,8 +72,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path, straight, kill_after_step
 def test_sigterm_saves_mid_epoch_and_resume_is_bit_identical(tmp_path, straight):
     proc = subprocess.Popen(train_cmd(tmp_path), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_checkpoint(tmp_path, proc, 22)
-    time.sleep(0.3)  # somewhere inside epoch 2
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)  # somewhere after epoch 1: mid-epoch, or during its checkpoint
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert b"continue with --resume" in err
@@ -106,7 +107,7 @@ def test_kill_while_a_checkpoint_is_written_leaves_the_previous_one(tmp_path):
     load_model(tmp_path)
     subprocess.run(train_cmd(tmp_path, "--resume"), check=True, env=ENV, capture_output=True)
     assert not list((tmp_path / "checkpoints").glob(".step-*"))  # the torn temp dir was cleaned up
-    assert latest_checkpoint(tmp_path).name == "step-00000132"
+    assert latest_checkpoint(tmp_path).name == f"step-{(EPOCHS + DECAY) * STEPS_PER_EPOCH:08d}"
 
 
 def test_a_run_directory_in_use_is_refused(tmp_path):

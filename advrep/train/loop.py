@@ -360,6 +360,12 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         precision.load_state_dict(state.get("precision", {}))
     dist.broadcast_module(method.nets)  # every rank starts from rank 0's networks
 
+    if resume and epoch >= cfg.epochs + cfg.decay_epochs:
+        # Nothing left to train: keep the finished run's summary and logs as they are.
+        done = run_dir / "summary.json"
+        if dist.is_main():
+            print(f"{run_dir} already finished its {epoch} epochs; raise epochs or decay_epochs to go on.")
+        return json.loads(done.read_text()) if done.is_file() else {"step": step, "epochs": epoch}
     log = RunLog(run_dir, tensorboard=cfg.tensorboard)
     if resume:
         log.truncate_after(step)
