@@ -31,6 +31,19 @@ def brute_force(q: torch.Tensor, r: torch.Tensor, k: int, metric: str) -> tuple[
     return d.topk(k + 1, dim=1, largest=False)
 
 
+def gemm_gflops(dtype: torch.dtype) -> float:
+    """Current matrix-product throughput: on a shared or virtual machine it drifts, so the k-NN times are
+    only comparable together with it."""
+    a, b = torch.randn(1024, 1024).to(dtype), torch.randn(1024, 8192).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * 1024 * 1024 * 8192 / best / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--queries", type=int, default=10_000)
@@ -44,7 +57,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 fast: {knn._bf16_is_fast()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 fast: {knn._bf16_is_fast()}, "
+        f"GEMM now: fp32 {gemm_gflops(torch.float32):.0f} GFLOP/s, bf16 {gemm_gflops(torch.bfloat16):.0f} GFLOP/s"
+    )
     g = torch.Generator().manual_seed(args.seed)
     # warm-up on a tiny problem so one-time kernel set-up is not billed to the first timing
     knn.nearest_neighbours(torch.randn(300, 64), torch.randn(3000, 64), precision=args.precision)

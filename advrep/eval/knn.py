@@ -6,14 +6,14 @@ products run ~4x faster on CPUs with AVX512-BF16/AMX, but carry only ~3 signific
 search runs in three steps and the answer is still exact:
 
 1. *Screen*: a cheap score matrix (bf16 when that is fast here, else fp32), reduced tile by tile to a
-   short candidate list of ``k + 15`` references per query, plus a lower bound ``lb`` on the score of
+   short candidate list of ``k + 11`` references per query, plus a lower bound ``lb`` on the score of
    every reference that was *not* kept.
 2. *Refine*: the candidates' distances recomputed in float32 from the differences (``sum((q - r)^2)``),
    which is also more accurate than the ``|q|^2 - 2 q.r + |r|^2`` expansion.
 3. *Certify*: a rigorous bound on the screening error turns ``lb`` into a lower bound on every
    non-candidate's refined distance.  If it is above the k-th refined distance the row is provably
-   exact; otherwise the row is screened again in fp32, then with 8x the candidates, and at last
-   exhaustively.  On ordinary data almost every row certifies at the first step.
+   exact; otherwise the row is screened again with 8x the candidates, then that in fp32, and at last
+   exhaustively.  On ordinary data all but a few rows in 10^4 certify at the first step.
 
 Result semantics (identical whichever screening precision ran): for each query, the k references with
 the smallest refined distance, nearest first; among exactly equal distances the lower index wins.
@@ -34,9 +34,10 @@ from ._common import as_features, as_labels
 __all__ = ["nearest_neighbours", "knn_accuracy"]
 
 _GROUP = 16  # references per group in the screening reduction (see _screen_rows)
-_EXTRA = 15  # candidates carried beyond k into refinement
-_TILE_ELEMS = 1 << 24  # screening tile size in elements (32 MB in bf16)
-_SUB_ROWS = 1024  # queries per screening tile
+_EXTRA = 11  # candidates carried beyond k out of screening
+_FIRST_EXTRA = 3  # of which the first refinement pass takes only this many beyond k
+_TILE_ELEMS = 1 << 22  # screening tile size in elements (8 MB in bf16)
+_SUB_ROWS = 256  # queries per screening tile
 _CHUNK_ROWS = 8192  # rows per step when preparing references
 _REFINE_ELEMS = 1 << 22  # elements of a [rows, cands, D] difference tensor built at once
 _U32 = 2.0**-24  # unit roundoff of float32
@@ -187,18 +188,20 @@ class _Screen:
         return torch.where(none_left, float("inf"), t)
 
 
-def _screen(qa: Tensor, scr: _Screen, n_cand: int) -> tuple[Tensor, Tensor]:
-    """Candidates by score: (indices [B, n_cand], -1 = none; lower bound [B] on every other's score).
+def _screen(qa: Tensor, scr: _Screen, n_cand: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Candidates by score: (indices [B, n_cand], -1 = none; their scores [B, n_cand], ascending;
+    lower bound [B] on the score of every reference not among them).
 
-    Rows go through in sub-blocks of _SUB_ROWS, so tiles are wide ([1024, 16384]): the per-row selection
-    runs over long rows (a [4096, 1024] tile was ~5x slower than [256, 16384]), and few, large tiles
-    mean few thread barriers, which is what makes a run crawl when other processes share the cores.
+    Rows go through in sub-blocks of _SUB_ROWS, so tiles are short and wide ([256, 16384]): the per-row
+    selection runs over long rows (a [4096, 1024] tile was ~5x slower) and a tile stays cache-sized
+    ([1024, 16384] tiles were ~25% slower on an idle machine, though they suffer less when other
+    processes compete for the cores and every thread barrier waits for a descheduled thread).
     """
     parts = [_screen_rows(qa[s : s + _SUB_ROWS], scr, n_cand) for s in range(0, qa.shape[0], _SUB_ROWS)]
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return tuple(torch.cat([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
 
 
-def _screen_rows(qa: Tensor, scr: _Screen, n_cand: int) -> tuple[Tensor, Tensor]:
+def _screen_rows(qa: Tensor, scr: _Screen, n_cand: int) -> tuple[Tensor, Tensor, Tensor]:
     """_screen for one sub-block of rows.
 
     Within a tile the references are split into G strided groups (columns j, j + n/G, ...): a min over
@@ -233,8 +236,11 @@ def _screen_rows(qa: Tensor, scr: _Screen, n_cand: int) -> tuple[Tensor, Tensor]
         ev, ei = v.topk(n_cand + 1, dim=1, largest=False, sorted=True)
         lb = torch.minimum(lb, ev[:, -1])
         v, i = ev[:, :n_cand], i.gather(1, ei[:, :n_cand])
+    elif len(vals) > 1:  # few, narrow tiles: the concatenation is not sorted yet
+        v, p = v.sort(dim=1)
+        i = i.gather(1, p)
     # padding columns score +inf and never beat a real reference; flag them so refinement skips them
-    return torch.where(i >= n_ref, -1, i), lb
+    return torch.where(i >= n_ref, -1, i), v, lb
 
 
 class _Refiner:
@@ -290,6 +296,36 @@ def _order(d: Tensor, idx: Tensor) -> tuple[Tensor, Tensor]:
     return d, idx_sorted.gather(1, p2)
 
 
+def _attempt(
+    q: Tensor, q_zero: Tensor | None, scr: _Screen, refiner: _Refiner, k: int, n_cand: int, unit_dev: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Screen, refine and certify queries q [b, D]: (certified [b] bool, distances [b, k], indices [b, k]).
+
+    Only the rows marked certified carry a (provably exact) answer.  The best-scored few candidates are
+    refined first (every other reference scores >= the next candidate's score); only the rows that this
+    cannot certify pay for refining all n_cand.
+    """
+    qa, a, ea, c = scr.queries(q)
+    cand, score, lb = _screen(qa, scr, n_cand)  # [b, n_cand], [b, n_cand], [b]
+    ok = torch.zeros(q.shape[0], dtype=torch.bool)
+    out_d, out_i = torch.empty(q.shape[0], k), torch.empty(q.shape[0], k, dtype=torch.long)
+    few = min(k + _FIRST_EXTRA, n_cand)
+    passes = [(few, lb if few == n_cand else torch.minimum(lb, score[:, few]))]  # [(candidates, bound)]
+    if few < n_cand:
+        passes.append((n_cand, lb))
+    rows = torch.arange(q.shape[0])  # rows still uncertified
+    for n_c, bound in passes:
+        if rows.numel() == 0:
+            break
+        cc = cand[rows, :n_c]
+        d, idx = _order(refiner.candidates(q[rows], None if q_zero is None else q_zero[rows], cc), cc)
+        good = scr.lower_bound(bound[rows], a[rows], ea[rows], c[rows], unit_dev) > d[:, k - 1]
+        ok[rows[good]] = True
+        out_d[rows[good]], out_i[rows[good]] = d[good, :k], idx[good, :k]
+        rows = rows[~good]
+    return ok, out_d, out_i
+
+
 def nearest_neighbours(
     queries,
     references,
@@ -305,7 +341,7 @@ def nearest_neighbours(
     metric: "euclidean" (distance |q - r|, or |q - r|^2 with ``squared=True``) or "cosine" (distance
     1 - cos(q, r); a zero vector is at distance 1 from everything).  Each row is sorted nearest first;
     among exactly equal distances the lowest reference index wins.  Queries are processed
-    ``block_size`` at a time, so memory is O(block_size * (k + 15)) plus a 32-64 MB screening tile (and
+    ``block_size`` at a time, so memory is O(block_size * (k + 11)) plus an 8-16 MB screening tile (and
     a bf16 copy of the references).
     precision: screening precision: "auto" (bf16 when this CPU multiplies bf16 fast and the problem is
     big enough to care), "bfloat16" or "float32".  It changes the speed only, never the result.
@@ -344,8 +380,10 @@ def nearest_neighbours(
         for s in range(0, q.shape[0], block_size):
             qb = q[s : s + block_size]  # [B, D]
             todo = torch.arange(qb.shape[0])  # rows of this block not yet certified
-            # escalating attempts: cheap screen, then fp32, then fp32 with 8x the candidates
-            levels = [(first, n_cand), (torch.float32, n_cand), (torch.float32, min(8 * n_cand, r.shape[0]))]
+            # escalating attempts: the cheap screen, again with 8x the candidates (rows whose band of
+            # screening error holds many references), then that in fp32 (data too fine for bf16)
+            many = min(8 * n_cand, r.shape[0])
+            levels = [(first, n_cand), (first, many), (torch.float32, many)]
             for li, (dtype, nc) in enumerate(levels):
                 if todo.numel() == 0:
                     break
@@ -355,11 +393,8 @@ def nearest_neighbours(
                     screens[dtype] = _Screen(r, metric, dtype)
                 scr = screens[dtype]
                 qs, qz = qb[todo], None if q_zero is None else q_zero[s : s + block_size][todo]
-                qa, a, ea, c = scr.queries(qs)
-                cand, lb = _screen(qa, scr, nc)
-                d, idx = _order(refiner.candidates(qs, qz, cand), cand)  # [b, nc] nearest first
-                ok = scr.lower_bound(lb, a, ea, c, unit_dev) > d[:, k - 1]  # [b] provably exact rows
-                out_d[s + todo[ok]], out_i[s + todo[ok]] = d[ok, :k], idx[ok, :k]
+                ok, d, idx = _attempt(qs, qz, scr, refiner, k, nc, unit_dev)
+                out_d[s + todo[ok]], out_i[s + todo[ok]] = d[ok], idx[ok]
                 key = f"{str(dtype).split('.')[-1]}_{nc}"
                 last_run_stats[key] = last_run_stats.get(key, 0) + int(ok.sum())
                 if li == 0 and first != torch.float32 and (~ok).float().mean() > 0.25:

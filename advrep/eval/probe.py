@@ -63,9 +63,7 @@ def _standardize(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor]:
     return (train - mean) / std, (test - mean) / std
 
 
-def _fit_lbfgs(
-    x: Tensor, y: Tensor, n_cls: int, *, iters: int, lr: float, wd: float
-) -> tuple[Tensor, Tensor]:
+def _fit_lbfgs(x: Tensor, y: Tensor, n_cls: int, *, iters: int, lr: float, wd: float) -> tuple[Tensor, Tensor]:
     """Full-batch L-BFGS with strong-Wolfe line search from zeros (convex problem: no seed needed)."""
     w = torch.zeros(n_cls, x.shape[1], requires_grad=True)  # [C, D]
     b = torch.zeros(n_cls, requires_grad=True)  # [C]

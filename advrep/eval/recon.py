@@ -44,9 +44,7 @@ def reconstruction_errors(x, x_hat, *, seed: int = 0) -> dict:
     x = as_float_tensor(x, "x")
     x_hat = as_float_tensor(x_hat, "x_hat")
     if x.shape != x_hat.shape:
-        raise ValueError(
-            f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}"
-        )
+        raise ValueError(f"x and x_hat must have the same shape, got {tuple(x.shape)} and {tuple(x_hat.shape)}")
     if x.dim() < 1 or x.shape[0] < 2:
         raise ValueError(f"need at least 2 samples along dim 0, got shape {tuple(x.shape)}")
     xf, rf = x.reshape(x.shape[0], -1), x_hat.reshape(x.shape[0], -1)  # [N, P]
