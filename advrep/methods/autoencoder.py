@@ -15,7 +15,7 @@ from torch import nn
 
 from ..nets import MLPEncoder, MLPGenerator, init_normal_
 from . import losses as L
-from .base import Method
+from .base import Method, encoder_representations
 
 
 class Autoencoder(Method):
@@ -48,7 +48,4 @@ class Autoencoder(Method):
         return self.images(self.nets["decoder"](z))
 
     def features(self, x):
-        E = self.nets["E"]
-        h = E.features(self.flat(x))  # [B, hidden]
-        pre = E.pre_head(h)[0]  # [B, latent], before the squashing into [-1, 1]
-        return {"z": E.squash(pre), "z_pre": pre, "penultimate": h}
+        return encoder_representations(self.nets["E"], self.flat(x))

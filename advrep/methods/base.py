@@ -133,3 +133,13 @@ class Method:
     def images(self, x_flat: torch.Tensor) -> torch.Tensor:
         """Rows [B, C*H*W] -> images [B, C, H, W] of ``self.image_shape``."""
         return x_flat.reshape(x_flat.shape[0], *self.image_shape)
+
+
+def encoder_representations(E: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What evaluation reads from a BiGAN-style encoder E, for its input x (flat [B, D] for MLPs):
+    ``penultimate`` [B, hidden], ``z_pre`` [B, latent] (the posterior mean before it is squashed into the
+    prior's support; the reference code's 1NN "on z") and ``z`` = E(x) [B, latent]."""
+    h = E.features(x)
+    pre = E.pre_head(h)[0]
+    return {"z": E.squash(pre), "z_pre": pre, "penultimate": h}
+

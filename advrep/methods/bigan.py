@@ -12,7 +12,7 @@ from torch import nn
 
 from ..nets import bigan_networks
 from . import losses as L
-from .base import Method
+from .base import Method, encoder_representations
 
 
 class BiGAN(Method):
@@ -58,10 +58,7 @@ class BiGAN(Method):
 
     def features(self, x):
         """{"z", "z_pre": [B, latent_dim], "penultimate": [B, hidden]} for images x [B, C, H, W]."""
-        E = self.nets["E"]
-        h = E.features(self.flat(x))  # [B, hidden]
-        pre = E.pre_head(h)[0]  # [B, latent], before the squashing into the prior's support
-        return {"z": E.squash(pre), "z_pre": pre, "penultimate": h}
+        return encoder_representations(self.nets["E"], self.flat(x))
 
 
 class ALI(BiGAN):

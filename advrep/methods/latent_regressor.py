@@ -23,7 +23,7 @@ from torch import nn
 
 from ..nets import MLPDiscriminator, MLPEncoder, MLPGenerator, init_normal_
 from . import losses as L
-from .base import Method
+from .base import Method, encoder_representations
 from .gan import gan_generator_loss
 
 
@@ -92,10 +92,7 @@ class LatentRegressor(Method):
         return self.images(self.nets["G"](z))
 
     def features(self, x):
-        E = self.nets["E"]
-        h = E.features(self.flat(x))  # [B, hidden]
-        pre = E.pre_head(h)[0]  # [B, latent]
-        return {"z": E.squash(pre), "z_pre": pre, "penultimate": h}
+        return encoder_representations(self.nets["E"], self.flat(x))
 
 
 class JointLatentRegressor(LatentRegressor):
