@@ -157,7 +157,7 @@ def save_checkpoint(run_dir: Path, nets: torch.nn.Module, cfg: Config, state: di
     name = f"step-{int(state['step']):08d}"
     final = root / name
     tmp = root / f".{name}.tmp-{os.getpid()}"
-    for torn in root.glob(".step-*.tmp-*"):  # left by a process killed mid-write; the run is ours now
+    for torn in root.glob(".step-*"):  # temp or set-aside copies of a process killed mid-write
         shutil.rmtree(torn, ignore_errors=True)
     tmp.mkdir()
     save_weights(tmp / WEIGHTS, nets, cfg)
@@ -166,10 +166,14 @@ def save_checkpoint(run_dir: Path, nets: torch.nn.Module, cfg: Config, state: di
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     _fsync_dir(tmp)
-    if final.exists():  # same step saved twice (e.g. Ctrl-C right after an epoch's checkpoint)
-        shutil.rmtree(final)
+    stale = None
+    if final.exists():  # same step saved twice (e.g. Ctrl-C right after an epoch's checkpoint):
+        stale = root / f".{name}.old-{os.getpid()}"  # set the old copy aside, delete it only after
+        os.replace(final, stale)
     os.replace(tmp, final)
     _fsync_dir(root)
+    if stale is not None:
+        shutil.rmtree(stale, ignore_errors=True)
     atomic_write_text(root / "latest", name + "\n")
     _prune(root, keep=keep, current=name)
     return final

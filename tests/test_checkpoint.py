@@ -103,3 +103,12 @@ def test_state_with_a_pickle_payload_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(CheckpointError):
         load_state(ck)
     assert not os.path.exists(target)
+
+
+def test_saving_the_same_step_twice_replaces_it_and_leaves_no_debris(tmp_path):
+    method = make()
+    save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 5, "v": torch.tensor(1)}, keep=1)
+    save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 5, "v": torch.tensor(2)}, keep=1)
+    ck = latest_checkpoint(tmp_path)
+    assert ck.name == "step-00000005" and int(load_state(ck)["v"]) == 2
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir() if p.name != "latest"] == ["step-00000005"]
