@@ -85,14 +85,15 @@ def compare_generators(methods: Mapping[str, Method], x: Tensor, **settings: Any
     """Invert the same images through every method's generator; rows ranked by mean per-sample MSE.
 
     Every generator gets the same settings (steps, lr, starts, seed...), each with its own prior.
-    Rows: rank, name, method, prior, latent_dim, n, mse_mean, mse_std, loss_mean, seconds.
+    Rows: rank, name, method, prior, latent_dim (the width of the code inverted: an AAE's label one-hot
+    and style together), n, mse_mean, mse_std, loss_mean, seconds.
     """
     rows = []
     for name, method in methods.items():
         result = invert_method(method, x, **settings)
         s = result.summary()
         rows.append({"name": name, "method": method.cfg.method, "prior": method.cfg.prior,
-                     "latent_dim": method.cfg.latent_dim, "n": s["n"], "mse_mean": s["mse_mean"],
+                     "latent_dim": int(result.z.shape[1]), "n": s["n"], "mse_mean": s["mse_mean"],
                      "mse_std": s["mse_std"], "loss_mean": s["loss_mean"], "seconds": s["seconds"]})
     rows.sort(key=lambda r: (math.isnan(r["mse_mean"]), r["mse_mean"]))
     for rank, row in enumerate(rows, 1):
