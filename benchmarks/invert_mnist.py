@@ -120,6 +120,9 @@ def main() -> int:
                     "when it gets there within them)")
     ap.add_argument("--baseline-steps", type=int, default=None,
                     help="steps for the paper's loop (default --steps; fewer measures its speed only)")
+    ap.add_argument("--reuse-a", default=None, metavar="JSON",
+                    help="take (a) from an earlier run's invert_benchmark.json with the same settings instead of "
+                    "running it again (its mean error is the target for (b); its time is the time ratio's)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = ap.parse_args()
     if args.quick:
@@ -148,7 +151,7 @@ def main() -> int:
                seed=args.seed)
 
     results: dict = {"run": args.run, "n": len(x), "steps": args.steps, "lr": args.lr, "alpha": args.alpha,
-                     "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+                     "batch_size": args.batch_size, "seed": args.seed, "threads": torch.get_num_threads(),
                      "b_optimizer": args.b_optimizer, "b_lr": args.b_lr or args.lr}
     if args.baseline_n:
         xb = x[:args.baseline_n]
@@ -162,20 +165,45 @@ def main() -> int:
         b_mean, b_std = float(base_err.double().mean()), float(base_err.double().std())
         print(f"baseline (paper's loop): {fmt(b_mean, b_std)} on {len(xb)} images in {base_s:.1f} s",
               flush=True)
+        # the speed ratio: advrep on the same images and steps, right after the paper's loop
+        same = invert_method(method, xb, init="prior", **{**common, "steps": baseline_steps})
+        ours = len(xb) * same.steps_run / same.seconds
+        results["speed"] = {"n": len(xb), "steps": baseline_steps, "paper_loop_image_steps_per_s":
+                            results["baseline"]["image_steps_per_s"], "advrep_image_steps_per_s": ours,
+                            "ratio": ours / results["baseline"]["image_steps_per_s"]}
+        print(f"speed on the same {len(xb)} images x {baseline_steps} steps: advrep {ours:.0f} image-steps/s, "
+              f"the paper's loop {results['baseline']['image_steps_per_s']:.0f}: "
+              f"{results['speed']['ratio']:.2f}x", flush=True)
 
-    a = invert_method(method, x, init="prior", **common)
-    b_settings = {**common, "optimizer": args.b_optimizer, "lr": args.b_lr or args.lr}
-    b = invert_method(method, x, init="encoder", **{**b_settings, "steps": b_steps})
-    for key, r in (("a_random_start", a), ("b_encoder_start", b)):
+    def record(key: str, r) -> None:
         s = r.summary()
         results[key] = {**s, "steps": r.steps_run, "image_steps_per_s": len(x) * r.steps_run / r.seconds,
-                        "start_mse": float(r.trace[0])}
+                        "start_mse": float(r.trace[0]), "final_trace": float(r.trace[-1])}
         print(f"{key}: {fmt(s['mse_mean'], s['mse_std'])} in {r.seconds:.1f} s "
               f"(start {float(r.trace[0]):.5f})", flush=True)
-    if args.baseline_n:
-        results["a_on_baseline_images"] = float(a.mse[:args.baseline_n].double().mean())
 
-    target = float(a.trace[-1])
+    if args.reuse_a:
+        earlier = json.loads(Path(args.reuse_a).read_text())
+        for key in ("run", "n", "steps", "lr", "alpha", "batch_size", "seed"):
+            theirs, ours = earlier.get(key, results[key]), results[key]  # files from before "seed" was kept
+            if key == "run":
+                theirs, ours = Path(theirs).resolve(), Path(ours).resolve()
+            if theirs != ours:
+                raise SystemExit(f"--reuse-a {args.reuse_a}: its {key} is {theirs!r}, this run's is {ours!r}; "
+                                 "run (a) again or match the settings.")
+        results["a_random_start"] = {**earlier["a_random_start"], "reused_from": args.reuse_a}
+        a_seconds, target = earlier["a_random_start"]["seconds"], earlier["reach"]["target"]
+        print(f"(a) reused from {args.reuse_a}: final mean error {target:.5f} in {a_seconds:.1f} s", flush=True)
+    else:
+        a = invert_method(method, x, init="prior", **common)
+        record("a_random_start", a)
+        a_seconds, target = a.seconds, float(a.trace[-1])
+        if args.baseline_n:
+            results["a_on_baseline_images"] = float(a.mse[:args.baseline_n].double().mean())
+    b_settings = {**common, "optimizer": args.b_optimizer, "lr": args.b_lr or args.lr}
+    b = invert_method(method, x, init="encoder", **{**b_settings, "steps": b_steps})
+    record("b_encoder_start", b)
+
     reach = first_reaching(b.trace, target)
     if reach is None:
         results["reach"] = {"reached": False, "target": target}
@@ -184,7 +212,7 @@ def main() -> int:
         r = invert_method(method, x, init="encoder", **{**b_settings, "steps": reach})
         results["reach"] = {"reached": True, "target": target, "steps": reach, "seconds": r.seconds,
                             "mse_mean": r.summary()["mse_mean"], "step_speedup": args.steps / max(reach, 1),
-                            "time_speedup": a.seconds / r.seconds}
+                            "time_speedup": a_seconds / r.seconds}
         print(f"(b) reaches (a)'s final {target:.5f} after {reach} steps, {r.seconds:.1f} s: "
               f"{results['reach']['step_speedup']:.1f}x fewer steps, {results['reach']['time_speedup']:.1f}x "
               "less time", flush=True)
@@ -216,10 +244,17 @@ def _write_tables(results: dict, rows: list, args, cmd: str) -> None:
         lines.append(f"| {today} | {sha} | {gen} | paper's loop (random start, RMSprop {args.lr}) | "
                      f"{r['n']} | {r['steps']} | {fmt(r['mse_mean'], r['mse_std'])} | {r['seconds']:.0f} s | "
                      f"{r['image_steps_per_s']:.0f} | {where} |")
+    if "speed" in results:
+        r = results["speed"]
+        lines.append(f"| {today} | {sha} | {gen} | advrep on the paper's loop's images and steps: "
+                     f"{r['ratio']:.2f}x its speed | {r['n']} | {r['steps']} | | | "
+                     f"{r['advrep_image_steps_per_s']:.0f} | {where} |")
     b_opt = f"{'RMSprop' if args.b_optimizer == 'rmsprop' else 'Adam'} {args.b_lr or args.lr}"
     for key, label in (("a_random_start", f"(a) advrep, random start, RMSprop {args.lr}"),
                        ("b_encoder_start", f"(b) advrep, E(x) start, {b_opt}")):
         r = results[key]
+        if "reused_from" in r:  # already in the table from the run that measured it
+            continue
         lines.append(f"| {today} | {sha} | {gen} | {label} | {r['n']} | {r['steps']} | "
                      f"{fmt(r['mse_mean'], r['mse_std'])} | {r['seconds']:.0f} s | "
                      f"{r['image_steps_per_s']:.0f} | {where} |")
