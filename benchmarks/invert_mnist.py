@@ -163,7 +163,8 @@ def main() -> int:
                                "mse_std": float(base_err.double().std()), "seconds": base_s,
                                "image_steps_per_s": len(xb) * baseline_steps / base_s}
         base = results["baseline"]
-        print(f"baseline (paper's loop): {fmt(base['mse_mean'], base['mse_std'])} on {len(xb)} images in {base_s:.1f} s",
+        print(f"baseline (paper's loop): {fmt(base['mse_mean'], base['mse_std'])} on {len(xb)} images in "
+              f"{base_s:.1f} s",
               flush=True)
         # the speed ratio: advrep on the same images and steps, right after the paper's loop
         same = invert_method(method, xb, init="prior", **{**common, "steps": baseline_steps})
