@@ -11,8 +11,10 @@ per row, each training with the appendix's recipe and adding a row to BENCHMARKS
 
 The paper trains for 5000 (semi), 1500 (cluster) epochs; ``--epochs`` sets what fits the machine, and
 every row records the epochs it ran beside the paper's. Each run's directory keeps its checkpoints, so
-``--resume`` continues a stopped run and a longer budget can start from a shorter one (raise --epochs and
-pass --resume). MNIST is read from --data-dir or $ADVREP_DATA_DIR.
+``--resume`` continues a stopped run, and a longer budget starts from a shorter one: raise --epochs and
+pass --resume, and the longest shorter run of the same row and seed is copied into the new run's directory
+and continued from its last checkpoint (its training time counts toward the row's wall time).
+MNIST is read from --data-dir or $ADVREP_DATA_DIR.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,14 +58,33 @@ TITLE = "## Adversarial autoencoders on MNIST (Makhzani et al. 2016)"
 
 
 def seconds_per_epoch(run_dir: Path, steps_per_epoch: int) -> float:
-    """Training time per epoch from metrics.jsonl (the last step line), so the final evaluation is
-    not counted."""
-    last = None
+    """Training time per epoch from metrics.jsonl's step lines, so evaluations are not counted. Each
+    process restarts the clock, so a resumed or extended run is read as segments (a line whose time
+    is below the previous one starts a new segment) and their rates are pooled."""
+    seconds = steps = 0.0
+    first = prev = None
     for line in (run_dir / "metrics.jsonl").read_text().splitlines():
         rec = json.loads(line)
-        if "kind" not in rec and "time" in rec:
-            last = rec
-    return last["time"] / last["step"] * steps_per_epoch if last else float("nan")
+        if "kind" in rec or "time" not in rec:
+            continue
+        if prev is not None and rec["time"] < prev["time"]:  # a new process: close the segment
+            seconds, steps = seconds + prev["time"] - first["time"], steps + prev["step"] - first["step"]
+            first = None
+        first, prev = first or rec, rec
+    if prev is not None:
+        seconds, steps = seconds + prev["time"] - first["time"], steps + prev["step"] - first["step"]
+    return seconds / steps * steps_per_epoch if steps > 0 else float("nan")
+
+
+def shorter_run(run_root: Path, key: str, epochs: int, seed: int) -> Path | None:
+    """The longest finished-or-stopped run of the same row and seed with fewer epochs, which a longer
+    budget can continue from (``--resume``); None if there is none."""
+    found = []
+    for d in run_root.glob(f"{key}-e*-s{seed}"):
+        n = d.name[len(key) + 2:-len(f"-s{seed}")]
+        if n.isdigit() and int(n) < epochs and (d / "checkpoints").is_dir():
+            found.append((int(n), d))
+    return max(found)[1] if found else None
 
 
 def row_key(args) -> str:
@@ -92,10 +114,19 @@ def run_one(args, seed: int, train_set, test_set) -> dict:
                       log_every=max(1, min(50, len(train_set) // 400)))  # step lines even in --quick
     tag = f"{key}-e{args.epochs}-s{seed}" + ("-quick" if args.quick else "")
     run_dir = Path(args.run_root) / tag
+    if args.resume and not args.quick and not (run_dir / "checkpoints").is_dir():
+        source = shorter_run(Path(args.run_root), key, args.epochs, seed)
+        if source is not None:  # a longer budget continues the shorter run from its last checkpoint
+            print(f"continuing {source} to {args.epochs} epochs in {run_dir}", flush=True)
+            shutil.copytree(source, run_dir, ignore=shutil.ignore_patterns(".lock"))
+    # Training time already spent: a finished run's benchmark.json (or the shorter run's, copied with it).
+    # An interrupted continuation loses the time of its interrupted part, so the row undercounts it.
+    earlier = run_dir / "benchmark.json"
+    earlier_s = json.loads(earlier.read_text()).get("train_s", 0.0) if args.resume and earlier.is_file() else 0.0
     resume = args.resume and (run_dir / "checkpoints").is_dir()
     started = time.perf_counter()
     train(cfg, run_dir, resume=resume, train_set=train_set, test_set=test_set)
-    train_s = time.perf_counter() - started
+    train_s = earlier_s + time.perf_counter() - started
     from advrep.checkpoint import load_model
 
     method = load_model(run_dir, device=args.device if args.device != "auto" else "cpu")
