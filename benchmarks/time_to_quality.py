@@ -28,12 +28,16 @@ PAPER_TARGET = 97.39
 
 
 def read_evals(run_dir: Path, feature: str) -> list[dict[str, float]]:
-    """[{"epoch", "minutes", "acc"}] of a run's evaluations, in file order, on one continuous clock."""
+    """[{"epoch", "minutes", "train_minutes", "acc"}] of a run's evaluations, in file order, on one
+    continuous clock. ``minutes`` is wall time with the evaluations; ``train_minutes`` leaves out the
+    time spent evaluating (and drawing samples), estimated from the step lines: an evaluation costs the
+    time its record lags the last step line before it, less the steps in between at the run's median
+    seconds per step."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"run {run_dir} has no metrics.jsonl; pass a run directory written by "
                                 "advrep train.")
-    rows, offset, last = [], 0.0, 0.0
+    records, offset, last = [], 0.0, 0.0
     for line in path.read_text().splitlines():
         try:
             record = json.loads(line)
@@ -44,22 +48,37 @@ def read_evals(run_dir: Path, feature: str) -> list[dict[str, float]]:
         if record["time"] < last:  # a resume restarted the clock: continue from where it stopped
             offset += last
         last = record["time"]
+        records.append({**record, "time": offset + record["time"]})
+    steps = [r for r in records if "kind" not in r and "step" in r]
+    rates = sorted((b["time"] - a["time"]) / (b["step"] - a["step"]) for a, b in zip(steps, steps[1:])
+                   if b["step"] > a["step"])
+    per_step = rates[len(rates) // 2] if rates else 0.0
+    rows, spent, before = [], 0.0, None
+    for record in records:
         if record.get("kind") != "eval":
+            if "kind" not in record:
+                before = record
             continue
         if feature not in record:
             known = sorted(k for k in record if k.startswith(("1nn", "probe")))
             raise KeyError(f"run {run_dir}: evaluation at epoch {record.get('epoch')} has no {feature!r}; "
                            f"choose --feature from {known}.")
-        rows.append({"epoch": record["epoch"], "minutes": (offset + record["time"]) / 60, "acc": record[feature]})
+        if before is not None:
+            spent += max(0.0, record["time"] - before["time"] - (record["step"] - before["step"]) * per_step)
+            before = {"time": record["time"], "step": record["step"]}  # training resumes from here
+        rows.append({"epoch": record["epoch"], "minutes": record["time"] / 60,
+                     "train_minutes": (record["time"] - spent) / 60, "acc": record[feature]})
     return rows
 
 
 def table(runs: dict[str, list[dict[str, float]]], feature: str, target: float) -> str:
-    lines = [f"| run | epoch | wall (min) | {feature} | reached {target}? |", "|---|---|---|---|---|"]
+    lines = [f"| run | epoch | wall (min) | training only (min) | {feature} | reached {target}? |",
+             "|---|---|---|---|---|---|"]
     for name, rows in runs.items():
         for r in rows:
             hit = "yes" if r["acc"] >= target else ""
-            lines.append(f"| {name} | {r['epoch']} | {r['minutes']:.1f} | {r['acc']:.2f} | {hit} |")
+            lines.append(f"| {name} | {r['epoch']} | {r['minutes']:.1f} | {r['train_minutes']:.1f} | "
+                         f"{r['acc']:.2f} | {hit} |")
     return "\n".join(lines)
 
 
@@ -67,18 +86,31 @@ def first_hit(rows: list[dict[str, float]], target: float) -> dict[str, float] |
     return next((r for r in rows if r["acc"] >= target), None)
 
 
-def plot(runs: dict[str, list[dict[str, float]]], path: Path, *, feature: str, target: float) -> Path:
-    """One line per run on a shared minutes axis (the plotter wants one x for all series, so each run
-    is placed on the union of evaluation times, holding its last value; the target is a flat line)."""
+def aligned(runs: dict[str, list[dict[str, float]]]) -> tuple[list[float], dict[str, list[float]]]:
+    """The runs on one minutes axis (the union of their evaluation times), for a plotter that wants one
+    x for all series: each run is interpolated linearly between its own evaluations and is NaN outside
+    them, so no run is drawn before its first or past its last evaluation."""
     times = sorted({r["minutes"] for rows in runs.values() for r in rows})
     series = {}
     for name, rows in runs.items():
-        values, i = [], 0
+        values = []
         for t in times:
-            while i + 1 < len(rows) and rows[i + 1]["minutes"] <= t:
-                i += 1
-            values.append(rows[i]["acc"] if rows[i]["minutes"] <= t else float("nan"))
+            after = next((i for i, r in enumerate(rows) if r["minutes"] >= t), None)
+            if after is None or (after == 0 and rows[0]["minutes"] > t):  # before the first, after the last
+                values.append(float("nan"))
+            elif rows[after]["minutes"] == t:
+                values.append(rows[after]["acc"])
+            else:
+                a, b = rows[after - 1], rows[after]
+                w = (t - a["minutes"]) / (b["minutes"] - a["minutes"])
+                values.append(a["acc"] + w * (b["acc"] - a["acc"]))
         series[name] = values
+    return times, series
+
+
+def plot(runs: dict[str, list[dict[str, float]]], path: Path, *, feature: str, target: float) -> Path:
+    """One line per run against wall time, with the target as a flat line."""
+    times, series = aligned(runs)
     series[f"target {target}"] = [target] * len(times)
     return line_plot(series, path, x=times, title=f"{feature} against wall time", xlabel="wall time (min)",
                      ylabel="1NN accuracy (%)")
@@ -109,9 +141,11 @@ def main() -> int:
     for name, rows in runs.items():
         hit = first_hit(rows, args.target)
         best = max(rows, key=lambda r: r["acc"])
-        summary.append(f"- {name}: " + (f"reached {args.target} at epoch {hit['epoch']}, {hit['minutes']:.1f} min"
+        summary.append(f"- {name}: " + (f"reached {args.target} at epoch {hit['epoch']}, {hit['minutes']:.1f} min "
+                                        f"({hit['train_minutes']:.1f} training)"
                                         if hit else f"did not reach {args.target}; best {best['acc']:.2f} "
-                                        f"at epoch {best['epoch']} ({best['minutes']:.1f} min)"))
+                                        f"at epoch {best['epoch']} ({best['minutes']:.1f} min, "
+                                        f"{best['train_minutes']:.1f} training)"))
     report = text + "\n\n" + "\n".join(summary) + f"\n\nCommand: `{command}`\n"
     args.out.mkdir(parents=True, exist_ok=True)
     png = plot(runs, args.out / "time_to_quality.png", feature=args.feature, target=args.target)

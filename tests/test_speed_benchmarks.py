@@ -4,6 +4,7 @@ baseline's losses, the fused Adam the loop builds, and the time-to-quality reade
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def test_time_to_quality_continues_the_clock_after_a_resume(tmp_path):
     assert rows[0]["minutes"] == pytest.approx(2.0)
     assert rows[1]["minutes"] == pytest.approx((300.0 + 60.0) / 60)
     assert time_to_quality.first_hit(rows, 97.39)["epoch"] == 2
-    assert "| run | 2 | 6.0 | 97.50 | yes |" in time_to_quality.table({"run": rows}, "1nn_test.penultimate", 97.39)
+    assert "| run | 2 | 6.0 |" in time_to_quality.table({"run": rows}, "1nn_test.penultimate", 97.39)
+    assert "| 97.50 | yes |" in time_to_quality.table({"run": rows}, "1nn_test.penultimate", 97.39)
     png = time_to_quality.plot({"run": rows}, tmp_path / "ttq.png", feature="1nn_test.penultimate", target=97.39)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -105,3 +107,26 @@ def test_time_to_quality_names_the_missing_feature_and_the_choices(tmp_path):
         time_to_quality.read_evals(run, "1nn_test.penultimate")
     with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
         time_to_quality.read_evals(tmp_path / "missing", "1nn_test.z")
+
+
+def test_time_to_quality_draws_each_run_only_between_its_own_evaluations():
+    runs = {"a": [{"epoch": 1, "minutes": 1.0, "acc": 90.0}, {"epoch": 2, "minutes": 3.0, "acc": 94.0}],
+            "b": [{"epoch": 1, "minutes": 2.0, "acc": 80.0}, {"epoch": 2, "minutes": 5.0, "acc": 86.0}]}
+    times, series = time_to_quality.aligned(runs)
+    assert times == [1.0, 2.0, 3.0, 5.0]
+    assert series["a"][:3] == [90.0, 92.0, 94.0] and math.isnan(series["a"][3])  # not held past minute 3
+    assert math.isnan(series["b"][0]) and series["b"][1:] == [80.0, 82.0, 86.0]
+
+
+def test_time_to_quality_leaves_the_evaluations_out_of_the_training_minutes(tmp_path):
+    # One second a step; the first evaluation takes 15 s, the second 5 s.
+    run = tmp_path / "run"
+    write_metrics(run, [
+        {"step": 10, "time": 10.0}, {"step": 20, "time": 20.0}, {"step": 30, "time": 30.0},
+        {"kind": "eval", "step": 30, "epoch": 1, "time": 45.0, "1nn_test.penultimate": 90.0},
+        {"step": 40, "time": 55.0}, {"step": 50, "time": 65.0},
+        {"kind": "eval", "step": 50, "epoch": 2, "time": 70.0, "1nn_test.penultimate": 91.0},
+    ])
+    rows = time_to_quality.read_evals(run, "1nn_test.penultimate")
+    assert [r["minutes"] for r in rows] == pytest.approx([45 / 60, 70 / 60])
+    assert [r["train_minutes"] for r in rows] == pytest.approx([30 / 60, 50 / 60])
