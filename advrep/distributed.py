@@ -70,6 +70,10 @@ def barrier() -> None:
 
 def shutdown() -> None:
     if is_distributed():
+        # Every rank reaches this point before any tears the group down: without the barrier, a rank
+        # that finished first could destroy gloo's pairs while another still used them (seen once as
+        # "terminate called without an active exception" in the two-rank test).
+        dist.barrier()
         dist.destroy_process_group()
 
 
