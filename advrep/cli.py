@@ -303,18 +303,21 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .distributed import exit_worker
     from .eval import ClassifierError
     from .train import TrainingError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        code = args.func(args)
     except (ConfigError, DataError, CheckpointError, TrainingError, ClassifierError) as exc:
         print(f"advrep {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        code = 2
     except KeyboardInterrupt as exc:
         print(f"\nadvrep {args.command}: {exc or 'interrupted'}", file=sys.stderr)
-        return 130
+        code = 130
+    exit_worker(code)  # under torchrun: end here, so gloo's teardown cannot abort a finished rank
+    return code
 
 
 if __name__ == "__main__":

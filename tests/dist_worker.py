@@ -56,6 +56,7 @@ def main(out: Path, runs: dict[str, dict]) -> None:
         state = {k: v.detach().contiguous() for k, v in built[-1].nets.state_dict().items()}
         save_file(state, str(out / name / f"rank{dist.rank()}.safetensors"))
     dist.shutdown()
+    dist.exit_worker(0)
 
 
 if __name__ == "__main__":
