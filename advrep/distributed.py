@@ -71,9 +71,9 @@ def barrier() -> None:
 
 def shutdown() -> None:
     if is_distributed():
-        # Every rank reaches this point before any tears the group down: without the barrier, a rank
-        # that finished first could destroy gloo's pairs while another still used them (seen once as
-        # "terminate called without an active exception" in the two-rank test).
+        # Every rank reaches this point before any tears the group down, so no rank destroys gloo's
+        # pairs while another still uses them. (This alone did not stop the rare abort at process exit;
+        # exit_worker below does that for torchrun workers.)
         dist.barrier()
         dist.destroy_process_group()
 
