@@ -6,6 +6,8 @@ A run directory looks like::
     RUN/checkpoints/step-00004680/weights.safetensors
     RUN/checkpoints/step-00004680/state.pt
     RUN/checkpoints/latest               name of the newest complete checkpoint, moved last
+    RUN/best/weights.safetensors         with keep_best: the weights where the validation score peaked
+    RUN/best/best.json                   {"metric", "value", "epoch", "step"} of those weights
 
 A checkpoint directory is written under a temporary name and renamed into place, and ``latest`` is
 replaced atomically after that, so a crash at any moment leaves the previous checkpoint readable.
@@ -30,6 +32,7 @@ from .config import Config
 FORMAT = "advrep-checkpoint-1"
 WEIGHTS = "weights.safetensors"
 STATE = "state.pt"
+BEST = "best"
 
 
 class CheckpointError(ValueError):
@@ -61,10 +64,10 @@ def atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
-def save_weights(path: Path, nets: torch.nn.Module, cfg: Config) -> None:
-    """All networks' parameters and buffers, with the config in the safetensors metadata."""
+def save_weights(path: Path, nets: torch.nn.Module, cfg: Config, *, extra: dict[str, str] | None = None) -> None:
+    """All networks' parameters and buffers, with the config (and ``extra``) in the safetensors metadata."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in nets.state_dict().items()}
-    meta = {"format": FORMAT, "method": cfg.method, "config": cfg.to_json()}
+    meta = {**(extra or {}), "format": FORMAT, "method": cfg.method, "config": cfg.to_json()}
     save_file(tensors, str(path), metadata=meta)
 
 
@@ -177,6 +180,39 @@ def save_checkpoint(run_dir: Path, nets: torch.nn.Module, cfg: Config, state: di
     atomic_write_text(root / "latest", name + "\n")
     _prune(root, keep=keep, current=name)
     return final
+
+
+def save_best(run_dir: Path, nets: torch.nn.Module, cfg: Config, info: dict[str, Any]) -> Path:
+    """Replace RUN/best/weights.safetensors with ``nets``; ``info`` (the metric, its value, epoch and step)
+    goes into the file's metadata, so the weights and what they scored are replaced in one rename.
+    RUN/best/best.json repeats ``info`` for people and scripts."""
+    best = Path(run_dir) / BEST
+    best.mkdir(parents=True, exist_ok=True)
+    tmp = best / f".{WEIGHTS}.tmp-{os.getpid()}"
+    save_weights(tmp, nets, cfg, extra={"best": json.dumps(info)})
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, best / WEIGHTS)
+    _fsync_dir(best)
+    atomic_write_text(best / "best.json", json.dumps(info, indent=2) + "\n")
+    return best
+
+
+def read_best(run_dir: Path) -> dict[str, Any] | None:
+    """What RUN/best/weights.safetensors scored ({"metric", "value", "epoch", "step"}), or None when the
+    run has kept no best weights yet."""
+    path = Path(run_dir) / BEST / WEIGHTS
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads((f.metadata() or {})["best"])
+        float(info["value"])
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path} is unreadable or lacks its score ({type(exc).__name__}: {exc}); "
+                              f"delete {path.parent} to start the selection afresh (the run's checkpoints "
+                              "are not affected).") from exc
+    return info
 
 
 def _prune(root: Path, *, keep: int, current: str) -> None:

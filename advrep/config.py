@@ -122,6 +122,10 @@ class Config:
     checkpoint_every: int = 1  # epochs between checkpoints
     log_every: int = 50  # steps between metrics.jsonl lines
     keep_checkpoints: int = 2
+    # "1nn_val.<feature>", e.g. "1nn_val.penultimate": at every evaluation also score 1NN on the
+    # validation split (the last 10k training images against the rest) and keep the weights where it
+    # peaked in RUN/best/ (load_model("RUN/best")). Selection never sees the test set. "": off.
+    keep_best: str = ""
     device: str = "cpu"  # cpu | cuda | mps | auto
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU, CUDA) | fp16 (autocast + loss scaling; CUDA)
     threads: int = 0  # torch intra-op threads; 0 = torch's default
@@ -161,6 +165,10 @@ class Config:
             if key in CHOICES and checked[key] not in CHOICES[key]:
                 raise ConfigError(f"{source}: setting {key!r} is {checked[key]!r}; choose one of "
                                   f"{', '.join(CHOICES[key])}.")
+            if key == "keep_best" and checked[key] and not checked[key].startswith("1nn_val."):
+                raise ConfigError(f"{source}: setting 'keep_best' is {checked[key]!r}; it must name a "
+                                  "validation 1NN score such as '1nn_val.penultimate' (selecting on a "
+                                  "test-set number would report an optimistic result), or be '' (off).")
             if key in POSITIVE and not checked[key] > 0:
                 raise ConfigError(f"{source}: setting {key!r} must be positive, got {checked[key]!r}.")
         return dataclasses.replace(self, **checked)

@@ -31,3 +31,16 @@ def _no_network(monkeypatch):
         raise AssertionError("tests must not touch the network")
 
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture(scope="session")
+def noisy_digits():
+    """(train, test): 10,240 noisy copies of the embedded digits' training images, enough for the 10k
+    validation split that keep_best scores on, and the digits' test split."""
+    from advrep.data import Dataset, load_dataset
+
+    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+    gen = torch.Generator().manual_seed(0)
+    reps = -(-10240 // len(train))
+    x = (train.x.repeat(reps, 1, 1, 1)[:10240] + 0.15 * torch.randn(10240, *train.image_shape, generator=gen))
+    return Dataset(x.clamp(0, 1), train.y.repeat(reps)[:10240], "noisy-digits"), test

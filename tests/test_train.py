@@ -107,3 +107,50 @@ def test_resume_refuses_other_model_settings(tmp_path, digits):
     train(small(epochs=1, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
     with pytest.raises(TrainingError, match="hidden"):
         train(small(hidden=48), tmp_path, resume=True, train_set=digits[0], test_set=digits[1])
+
+
+def test_keep_best_keeps_the_weights_where_the_validation_score_peaked(tmp_path, noisy_digits):
+    from advrep.checkpoint import read_best
+    from advrep.evaluate import evaluate
+
+    train_set, test_set = noisy_digits
+    cfg = small(keep_best="1nn_val.penultimate", eval_every=1, batch_size=512, epochs=3, decay_epochs=1)
+    summary = train(cfg, tmp_path, train_set=train_set, test_set=test_set)
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in lines if r.get("kind") == "eval"]
+    assert len(evals) == 4 and all("1nn_val.penultimate" in r and "1nn_test.penultimate" in r for r in evals)
+    scores = [r["1nn_val.penultimate"] for r in evals]
+    peak = max(scores)
+    info = read_best(tmp_path)
+    assert info["metric"] == "1nn_val.penultimate" and info["value"] == peak
+    assert info["epoch"] == evals[scores.index(peak)]["epoch"]  # the first evaluation reaching the peak
+    assert summary["best_1nn_val.penultimate"] == peak and summary["best_epoch"] == info["epoch"]
+    kept = [r for r in lines if r.get("kind") == "best"]
+    assert [r["value"] for r in kept] == sorted({s for i, s in enumerate(scores) if s > max(scores[:i], default=-1)})
+    # the kept weights are the evaluated ones: scoring them again gives the recorded number
+    best = load_model(tmp_path / "best")
+    again = evaluate(best, train_set, test_set, probe=False, protocols=("val",))
+    assert again["1nn_val.penultimate"] == peak
+    # a resumed run compares against the kept score, and refuses another selection metric
+    with pytest.raises(TrainingError, match="chosen by '1nn_val.penultimate', not '1nn_val.z'"):
+        train(cfg.updated({"keep_best": "1nn_val.z", "decay_epochs": 2}), tmp_path, resume=True,
+              train_set=train_set, test_set=test_set)
+    assert read_best(tmp_path) == info
+    train(cfg.updated({"decay_epochs": 2}), tmp_path, resume=True, train_set=train_set, test_set=test_set)
+    last = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+            if '"eval"' in line][-1]
+    assert last["epoch"] == 5
+    assert read_best(tmp_path) == (info if last["1nn_val.penultimate"] <= peak else
+                                   {**info, "value": last["1nn_val.penultimate"], "epoch": 5, "step": last["step"]})
+
+
+def test_keep_best_refuses_test_metrics_small_data_and_unknown_features(tmp_path, digits, noisy_digits):
+    from advrep.config import ConfigError
+
+    with pytest.raises(ConfigError, match="keep_best.*1nn_val"):
+        small(keep_best="1nn_test.penultimate")
+    with pytest.raises(TrainingError, match="only 1437.*keep_best=''"):
+        train(small(keep_best="1nn_val.z"), tmp_path / "a", train_set=digits[0], test_set=digits[1])
+    with pytest.raises(TrainingError, match="no feature 'h9'.*1nn_val.penultimate"):
+        train(small(keep_best="1nn_val.h9", batch_size=512), tmp_path / "b", train_set=noisy_digits[0],
+              test_set=noisy_digits[1])

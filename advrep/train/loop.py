@@ -28,7 +28,9 @@ from ..checkpoint import (
     latest_checkpoint,
     load_state,
     load_state_dict_checked,
+    read_best,
     read_weights,
+    save_best,
     save_checkpoint,
 )
 from ..config import Config
@@ -190,8 +192,9 @@ def _restore_rank_rng(state: dict[str, Any], z_rng: torch.Generator, *, seed: in
         z_rng.manual_seed(seed * 7919 + r + 1_000_003 * (step + 1))
 
 
-def _evaluate(method: Method, train_set: Dataset, test_set: Dataset) -> dict[str, float]:
-    """1NN of the run's features; {} on ranks other than 0. Under torchrun every rank refreshes the
+def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: bool = False) -> dict[str, float]:
+    """1NN of the run's features on the test set (and, with ``val``, on the validation split of the
+    training set); {} on ranks other than 0. Under torchrun every rank refreshes the
     batch-norm statistics on the same batches (SyncBatchNorm's collectives need all of them) and
     computes the features of its shard of each split; rank 0 scores the gathered features while the
     others wait at a barrier."""
@@ -203,11 +206,47 @@ def _evaluate(method: Method, train_set: Dataset, test_set: Dataset) -> dict[str
         features = tuple({name: dist.gather_rows(f) for name, f in compute_features(
             method.features, data.x[dist.shard(len(data))], device=device).items()}
             for data in (train_set, test_set))
-    results = evaluate(method, train_set, test_set, probe=False, protocols=("test",),
+    protocols = ("test", "val") if val else ("test",)
+    results = evaluate(method, train_set, test_set, probe=False, protocols=protocols,
                        refresh_bn=features is None, features=features) if dist.is_main() else {}
     method.nets.train()
     dist.barrier()
     return results
+
+
+class BestWeights:
+    """``keep_best``: after each evaluation, RUN/best/ takes the weights if ``metric`` (a validation 1NN
+    accuracy) beat every earlier evaluation of the run, a resumed run's included."""
+
+    def __init__(self, run_dir: Path, metric: str, method: Method, train_set: Dataset):
+        self.run_dir, self.metric = run_dir, metric
+        if len(train_set) <= 10000:
+            raise TrainingError(f"keep_best={metric!r} needs the validation split (the last 10000 training "
+                                f"images), but {train_set.name!r} has only {len(train_set)}; set keep_best=''.")
+        feature = metric.split(".", 1)[1]
+        was = method.nets.training
+        method.nets.eval()
+        with torch.no_grad():
+            names = list(method.features(train_set.x[:2].to(next(method.nets.parameters()).device)))
+        method.nets.train(was)
+        if feature not in names:
+            raise TrainingError(f"keep_best={metric!r}: method {method.cfg.method!r} has no feature "
+                                f"{feature!r}; choose one of {', '.join('1nn_val.' + n for n in names)}.")
+        info = read_best(run_dir)
+        if info is not None and info.get("metric") != metric:
+            raise TrainingError(f"{run_dir}/best holds weights chosen by {info.get('metric')!r}, not "
+                                f"{metric!r}; move that directory away or keep keep_best={info.get('metric')!r}.")
+        self.value = None if info is None else float(info["value"])
+
+    def offer(self, results: dict[str, float], method: Method, cfg: Config, *, epoch: int, step: int) -> bool:
+        """Keep the networks if ``results`` beat the best so far (rank 0 only); True if they were kept."""
+        value = results[self.metric]
+        if not math.isfinite(value) or (self.value is not None and value <= self.value):
+            return False
+        self.value = value
+        save_best(self.run_dir, method.nets, cfg, {"metric": self.metric, "value": value, "epoch": epoch,
+                                                    "step": step})
+        return True
 
 
 class StopRequests:
@@ -404,6 +443,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 pair_grid(fixed_x.cpu(), method.reconstruct(fixed_x).cpu(), run_dir / "recon" / f"{tag}.png")
         method.nets.train(was)
 
+    best = BestWeights(run_dir, cfg.keep_best, method, train_set) if cfg.keep_best else None
     started = time.perf_counter()
     images_seen = 0
     final: dict[str, float] = {}
@@ -454,9 +494,12 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             # trains without it.
             labelled = train_set.y is not None and test_set.y is not None
             if labelled and (last or (cfg.eval_every and epoch % cfg.eval_every == 0)):
-                final = _evaluate(method, train_set, test_set)
+                final = _evaluate(method, train_set, test_set, val=best is not None)
                 log.write({"kind": "eval", "step": step, "epoch": epoch,
                            "time": time.perf_counter() - started, **final})
+                if best is not None and dist.is_main() and best.offer(final, method, cfg, epoch=epoch, step=step):
+                    log.write({"kind": "best", "step": step, "epoch": epoch, "metric": best.metric,
+                               "value": best.value})
             saved = last or (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0)
             if saved:
                 checkpoint()
@@ -468,6 +511,9 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     elapsed = time.perf_counter() - started
     summary = {"kind": "summary", "step": step, "epochs": total_epochs, "wall_s": elapsed,
                "images_per_s": images_seen / elapsed if elapsed > 0 else 0.0, **final}
+    kept = read_best(run_dir) if best is not None and dist.is_main() else None
+    if kept is not None:  # where the validation score peaked: load_model(RUN/best) has those weights
+        summary.update({f"best_{kept['metric']}": kept["value"], "best_epoch": kept["epoch"]})
     log.write(summary)
     if dist.is_main():
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

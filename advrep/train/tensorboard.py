@@ -42,7 +42,7 @@ class TensorBoardLog:
         self.writer = summary_writer_class()(log_dir=str(log_dir))
 
     def write(self, record: dict[str, Any]) -> None:
-        prefix = {"eval": "eval", "summary": "summary"}.get(record.get("kind", ""), "train")
+        prefix = {"eval": "eval", "summary": "summary", "best": "best"}.get(record.get("kind", ""), "train")
         step = int(record.get("step", 0))
         for key, value in record.items():
             if key in _NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
