@@ -185,9 +185,12 @@ def save_checkpoint(run_dir: Path, nets: torch.nn.Module, cfg: Config, state: di
 def save_best(run_dir: Path, nets: torch.nn.Module, cfg: Config, info: dict[str, Any]) -> Path:
     """Replace RUN/best/weights.safetensors with ``nets``; ``info`` (the metric, its value, epoch and step)
     goes into the file's metadata, so the weights and what they scored are replaced in one rename.
-    RUN/best/best.json repeats ``info`` for people and scripts."""
+    RUN/best/best.json repeats ``info`` for people and scripts; written after the rename, it can lag the
+    weights by one improvement if the process dies in between (read_best reads the metadata)."""
     best = Path(run_dir) / BEST
     best.mkdir(parents=True, exist_ok=True)
+    for torn in best.glob(f".{WEIGHTS}.tmp-*"):  # left by a process killed mid-write
+        torn.unlink(missing_ok=True)
     tmp = best / f".{WEIGHTS}.tmp-{os.getpid()}"
     save_weights(tmp, nets, cfg, extra={"best": json.dumps(info)})
     with open(tmp, "rb") as fh:

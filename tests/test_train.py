@@ -131,11 +131,13 @@ def test_keep_best_keeps_the_weights_where_the_validation_score_peaked(tmp_path,
     best = load_model(tmp_path / "best")
     again = evaluate(best, train_set, test_set, probe=False, protocols=("val",))
     assert again["1nn_val.penultimate"] == peak
-    # a resumed run compares against the kept score, and refuses another selection metric
+    # a resumed run compares against the kept score, and refuses another selection metric before it
+    # touches the run directory
+    saved_config = (tmp_path / "config.json").read_text()
     with pytest.raises(TrainingError, match="chosen by '1nn_val.penultimate', not '1nn_val.z'"):
         train(cfg.updated({"keep_best": "1nn_val.z", "decay_epochs": 2}), tmp_path, resume=True,
               train_set=train_set, test_set=test_set)
-    assert read_best(tmp_path) == info
+    assert read_best(tmp_path) == info and (tmp_path / "config.json").read_text() == saved_config
     train(cfg.updated({"decay_epochs": 2}), tmp_path, resume=True, train_set=train_set, test_set=test_set)
     last = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
             if '"eval"' in line][-1]
@@ -144,13 +146,47 @@ def test_keep_best_keeps_the_weights_where_the_validation_score_peaked(tmp_path,
                                    {**info, "value": last["1nn_val.penultimate"], "epoch": 5, "step": last["step"]})
 
 
-def test_keep_best_refuses_test_metrics_small_data_and_unknown_features(tmp_path, digits, noisy_digits):
+def test_keep_best_refuses_what_could_never_keep_anything(tmp_path, digits, noisy_digits):
     from advrep.config import ConfigError
 
     with pytest.raises(ConfigError, match="keep_best.*1nn_val"):
         small(keep_best="1nn_test.penultimate")
-    with pytest.raises(TrainingError, match="only 1437.*keep_best=''"):
-        train(small(keep_best="1nn_val.z"), tmp_path / "a", train_set=digits[0], test_set=digits[1])
+    with pytest.raises(TrainingError, match="more than 10000.*has 1437; set keep_best=''"):
+        train(small(keep_best="1nn_val.z", eval_every=1), tmp_path / "a", train_set=digits[0], test_set=digits[1])
     with pytest.raises(TrainingError, match="no feature 'h9'.*1nn_val.penultimate"):
-        train(small(keep_best="1nn_val.h9", batch_size=512), tmp_path / "b", train_set=noisy_digits[0],
+        train(small(keep_best="1nn_val.h9", eval_every=1, batch_size=512), tmp_path / "b",
+              train_set=noisy_digits[0], test_set=noisy_digits[1])
+    with pytest.raises(TrainingError, match="eval_every=0 evaluates only the last of 3 epochs; set eval_every below 3"):
+        train(small(keep_best="1nn_val.z", batch_size=512), tmp_path / "c", train_set=noisy_digits[0],
               test_set=noisy_digits[1])
+    assert not any((tmp_path / d / "config.json").exists() for d in "abc")  # refused before the run was set up
+
+
+def test_keep_best_survives_a_stop_between_the_checkpoint_and_the_copy(tmp_path, noisy_digits, monkeypatch):
+    from advrep.checkpoint import latest_checkpoint, read_best, read_weights
+
+    train_set, test_set = noisy_digits
+    cfg = small(keep_best="1nn_val.z", eval_every=1, batch_size=512, epochs=1, decay_epochs=1)
+
+    def killed(*args, **kwargs):  # the first improvement's copy never happens: the process "dies"
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(loop, "save_best", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", train_set=train_set, test_set=test_set)
+    monkeypatch.undo()
+    ckpt = latest_checkpoint(tmp_path / "run")
+    assert read_best(tmp_path / "run") is None and ckpt.name == f"step-{len(train_set) // 512:08d}"
+    # resuming from that checkpoint copies its weights to RUN/best
+    train(cfg, tmp_path / "run", resume=True, train_set=train_set, test_set=test_set)
+    kept = read_best(tmp_path / "run")
+    assert kept["step"] >= len(train_set) // 512
+    if kept["step"] == len(train_set) // 512:  # epoch 1 stayed the best: its checkpoint's weights were copied
+        _, want = read_weights(ckpt / "weights.safetensors")
+        _, got = read_weights(tmp_path / "run" / "best" / "weights.safetensors")
+        assert all(torch.equal(want[k], got[k]) for k in want)
+    # a fresh run into a directory holding another run's RUN/best would mix two runs' choices
+    (tmp_path / "other").mkdir()
+    (tmp_path / "run" / "best").rename(tmp_path / "other" / "best")
+    with pytest.raises(TrainingError, match="holds weights another run kept"):
+        train(cfg, tmp_path / "other", train_set=train_set, test_set=test_set)

@@ -23,8 +23,10 @@ from tqdm.auto import tqdm
 
 from .. import distributed as dist
 from ..checkpoint import (
+    BEST,
     CheckpointError,
     RunLock,
+    atomic_write_text,
     latest_checkpoint,
     load_state,
     load_state_dict_checked,
@@ -214,39 +216,85 @@ def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: boo
     return results
 
 
+def check_keep_best(cfg: Config, run_dir: Path, train_set: Dataset, test_set: Dataset, *, resume: bool) -> None:
+    """Refuse a ``keep_best`` run that could never keep anything, or that would mix its choice with
+    another run's, before the run directory is touched."""
+    metric, total = cfg.keep_best, cfg.epochs + cfg.decay_epochs
+    if train_set.y is None or test_set.y is None:
+        raise TrainingError(f"keep_best={metric!r} scores labelled validation images, but {train_set.name!r} "
+                            "has no labels; set keep_best=''.")
+    if len(train_set) <= 10000:
+        raise TrainingError(f"keep_best={metric!r} needs more than 10000 training images (the last 10000 are "
+                            f"the validation split), but {train_set.name!r} has {len(train_set)}; set keep_best=''.")
+    if not cfg.eval_every or cfg.eval_every >= total:
+        raise TrainingError(f"keep_best={metric!r} chooses among the evaluations during training, but "
+                            f"eval_every={cfg.eval_every} evaluates only the last of {total} epochs; set "
+                            f"eval_every below {total}.")
+    method = build_method(cfg, train_set.image_shape)
+    method.nets.eval()
+    with torch.no_grad():
+        names = list(method.features(train_set.x[:2]))
+    feature = metric.split(".", 1)[1]
+    if feature not in names:
+        raise TrainingError(f"keep_best={metric!r}: method {cfg.method!r} has no feature {feature!r}; choose "
+                            f"one of {', '.join('1nn_val.' + n for n in names)}.")
+    info = read_best(run_dir)
+    if info is not None and not resume:
+        raise TrainingError(f"{run_dir / BEST} holds weights another run kept (step {info['step']}); move it "
+                            "away, or choose another --run-dir.")
+    if info is not None and info.get("metric") != metric:
+        raise TrainingError(f"{run_dir / BEST} holds weights chosen by {info.get('metric')!r}, not {metric!r}; "
+                            f"move it away or keep keep_best={info.get('metric')!r}.")
+
+
 class BestWeights:
-    """``keep_best``: after each evaluation, RUN/best/ takes the weights if ``metric`` (a validation 1NN
-    accuracy) beat every earlier evaluation of the run, a resumed run's included."""
+    """``keep_best``: the weights of the evaluation with the highest validation score so far.
 
-    def __init__(self, run_dir: Path, metric: str, method: Method, train_set: Dataset):
+    An improvement forces that epoch's checkpoint, whose state records the score, and only then are the
+    weights copied to RUN/best, so RUN/best never runs ahead of the checkpoint a resume starts from. A
+    run stopped between the two repairs RUN/best on resume from that very checkpoint."""
+
+    def __init__(self, run_dir: Path, metric: str):
         self.run_dir, self.metric = run_dir, metric
-        if len(train_set) <= 10000:
-            raise TrainingError(f"keep_best={metric!r} needs the validation split (the last 10000 training "
-                                f"images), but {train_set.name!r} has only {len(train_set)}; set keep_best=''.")
-        feature = metric.split(".", 1)[1]
-        was = method.nets.training
-        method.nets.eval()
-        with torch.no_grad():
-            names = list(method.features(train_set.x[:2].to(next(method.nets.parameters()).device)))
-        method.nets.train(was)
-        if feature not in names:
-            raise TrainingError(f"keep_best={metric!r}: method {method.cfg.method!r} has no feature "
-                                f"{feature!r}; choose one of {', '.join('1nn_val.' + n for n in names)}.")
-        info = read_best(run_dir)
-        if info is not None and info.get("metric") != metric:
-            raise TrainingError(f"{run_dir}/best holds weights chosen by {info.get('metric')!r}, not "
-                                f"{metric!r}; move that directory away or keep keep_best={info.get('metric')!r}.")
-        self.value = None if info is None else float(info["value"])
+        self.kept: dict[str, Any] | None = None  # {"metric", "value", "epoch", "step"} of the best so far
+        self.pending = False  # improved at this epoch's evaluation, not yet copied to RUN/best
 
-    def offer(self, results: dict[str, float], method: Method, cfg: Config, *, epoch: int, step: int) -> bool:
-        """Keep the networks if ``results`` beat the best so far (rank 0 only); True if they were kept."""
+    def resume(self, state: dict[str, Any], method: Method, cfg: Config, *, step: int) -> None:
+        """Take the best score from the checkpoint's state and make RUN/best agree with it (rank 0 writes)."""
+        self.kept = state.get("best")
+        on_disk = read_best(self.run_dir)
+        if self.kept is None and on_disk is not None or (
+                self.kept is not None and on_disk is not None and on_disk["step"] > self.kept["step"]):
+            raise TrainingError(f"{self.run_dir / BEST} holds weights of step {on_disk['step']}, which the "
+                                f"checkpoint resumed (step {step}) did not keep: they come from a discarded "
+                                f"continuation or another run. Move {self.run_dir / BEST} away to go on.")
+        if on_disk is not None and dist.is_main():  # best.json may lag the weights' own record by one
+            atomic_write_text(self.run_dir / BEST / "best.json", json.dumps(on_disk, indent=2) + "\n")
+        if self.kept is None or (on_disk is not None and on_disk["step"] == self.kept["step"]):
+            return
+        if self.kept["step"] == step:  # stopped after the checkpoint, before the copy: the weights are here
+            if dist.is_main():
+                save_best(self.run_dir, method.nets, cfg, self.kept)
+            return
+        if dist.is_main():
+            print(f"warning: {self.run_dir / BEST} lacks the weights of step {self.kept['step']} (score "
+                  f"{self.kept['value']}); the selection starts afresh from the next evaluation.", flush=True)
+        self.kept = None
+
+    def offer(self, results: dict[str, float], *, epoch: int, step: int) -> bool:
+        """Rank 0: note the score of this evaluation; True if it beats the best so far."""
         value = results[self.metric]
-        if not math.isfinite(value) or (self.value is not None and value <= self.value):
+        if not math.isfinite(value) or (self.kept is not None and value <= self.kept["value"]):
             return False
-        self.value = value
-        save_best(self.run_dir, method.nets, cfg, {"metric": self.metric, "value": value, "epoch": epoch,
-                                                    "step": step})
+        self.kept = {"metric": self.metric, "value": value, "epoch": epoch, "step": step}
+        self.pending = True
         return True
+
+    def save(self, method: Method, cfg: Config) -> None:
+        """After the checkpoint of an improved epoch: copy its weights to RUN/best (rank 0)."""
+        if self.pending and dist.is_main():
+            save_best(self.run_dir, method.nets, cfg, self.kept)
+        self.pending = False
 
 
 class StopRequests:
@@ -371,6 +419,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         raise TrainingError(f"dataset {train_set.name!r} has {len(train_set)} training images, fewer than "
                             f"batch_size={cfg.batch_size}; lower batch_size.")
     cfg = cfg.updated({"image_shape": list(train_set.image_shape)})
+    if cfg.keep_best:
+        check_keep_best(cfg, run_dir, train_set, test_set, resume=resume)
     cfg = _prepare_run_dir(run_dir, cfg, resume)
 
     random.seed(cfg.seed)
@@ -384,6 +434,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     params = {name: method.parameters_of(name) for name in method.optimizers}
     z_rng = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist.rank())
     step, epoch, batch = 0, 0, 0
+    best = BestWeights(run_dir, cfg.keep_best) if cfg.keep_best else None
     if resume:
         ckpt = latest_checkpoint(run_dir)
         _, tensors = read_weights(ckpt / "weights.safetensors")
@@ -397,6 +448,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         _set_rng_state(state["rng"], z_rng)
         _restore_rank_rng(state, z_rng, seed=cfg.seed, step=step)
         precision.load_state_dict(state.get("precision", {}))
+        if best is not None:
+            best.resume(state, method, cfg, step=step)
     dist.broadcast_module(method.nets)  # every rank starts from rank 0's networks
 
     if resume and epoch >= cfg.epochs + cfg.decay_epochs:
@@ -404,6 +457,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         done = run_dir / "summary.json"
         if dist.is_main():
             print(f"{run_dir} already finished its {epoch} epochs; raise epochs or decay_epochs to go on.")
+            if best is not None and read_best(run_dir) is None:
+                print(f"note: keep_best={cfg.keep_best!r} came after the training ended; nothing was kept.")
         return json.loads(done.read_text()) if done.is_file() else {"step": step, "epochs": epoch}
     log = RunLog(run_dir, tensorboard=cfg.tensorboard)
     if resume:
@@ -420,6 +475,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         state = {"step": step, "epoch": epoch, "batch": batch, "rng": _rng_state(z_rng),
                  "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
                  "precision": precision.state_dict()}
+        if best is not None:
+            state["best"] = best.kept  # rank 0's, the one saved
         rank_rng = _rank_rng_states(z_rng)  # collective: every rank's latent stream, for resume
         if rank_rng is not None:
             state["rank_rng"] = rank_rng
@@ -443,7 +500,6 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 pair_grid(fixed_x.cpu(), method.reconstruct(fixed_x).cpu(), run_dir / "recon" / f"{tag}.png")
         method.nets.train(was)
 
-    best = BestWeights(run_dir, cfg.keep_best, method, train_set) if cfg.keep_best else None
     started = time.perf_counter()
     images_seen = 0
     final: dict[str, float] = {}
@@ -493,16 +549,20 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             # Evaluation scores features against labels, so unlabelled data (advrep.sklearn's fit(X))
             # trains without it.
             labelled = train_set.y is not None and test_set.y is not None
+            improved = False  # keep_best: this evaluation beat the earlier ones (decided on rank 0)
             if labelled and (last or (cfg.eval_every and epoch % cfg.eval_every == 0)):
                 final = _evaluate(method, train_set, test_set, val=best is not None)
                 log.write({"kind": "eval", "step": step, "epoch": epoch,
                            "time": time.perf_counter() - started, **final})
-                if best is not None and dist.is_main() and best.offer(final, method, cfg, epoch=epoch, step=step):
-                    log.write({"kind": "best", "step": step, "epoch": epoch, "metric": best.metric,
-                               "value": best.value})
-            saved = last or (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0)
+                improved = best is not None and dist.any_rank(
+                    dist.is_main() and best.offer(final, epoch=epoch, step=step))
+            saved = last or improved or (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0)
             if saved:
                 checkpoint()
+            if improved:
+                best.save(method, cfg)
+                log.write({"kind": "best", "step": step, "epoch": epoch, "metric": best.metric,
+                           "value": best.kept["value"] if best.kept else None})
             if not last and dist.any_rank(stop.requested is not None):  # came during evaluation/images
                 if not saved:
                     checkpoint()
@@ -511,9 +571,9 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     elapsed = time.perf_counter() - started
     summary = {"kind": "summary", "step": step, "epochs": total_epochs, "wall_s": elapsed,
                "images_per_s": images_seen / elapsed if elapsed > 0 else 0.0, **final}
-    kept = read_best(run_dir) if best is not None and dist.is_main() else None
-    if kept is not None:  # where the validation score peaked: load_model(RUN/best) has those weights
-        summary.update({f"best_{kept['metric']}": kept["value"], "best_epoch": kept["epoch"]})
+    if best is not None and best.kept is not None and dist.is_main():
+        # where the validation score peaked: load_model(RUN/best) has those weights
+        summary.update({f"best_{best.metric}": best.kept["value"], "best_epoch": best.kept["epoch"]})
     log.write(summary)
     if dist.is_main():
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
