@@ -7,7 +7,8 @@ A run directory looks like::
     RUN/checkpoints/step-00004680/state.pt
     RUN/checkpoints/latest               name of the newest complete checkpoint, moved last
     RUN/best/weights.safetensors         with keep_best: the weights where the validation score peaked
-    RUN/best/best.json                   {"metric", "value", "epoch", "step"} of those weights
+    RUN/best/best.json                   a readable copy of their score, epoch and step (the weights'
+                                         metadata is the authority)
 
 A checkpoint directory is written under a temporary name and renamed into place, and ``latest`` is
 replaced atomically after that, so a crash at any moment leaves the previous checkpoint readable.
