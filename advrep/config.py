@@ -90,6 +90,10 @@ class Config:
     final_lr_scale: float = 0.01  # ... to this multiple of lr
     nonfinite: str = "stop"  # stop | skip: what a NaN/inf loss or a gradient past the bound does
     max_grad_norm: float = 0.0  # bound on each optimiser's gradient norm; 0 = no bound
+    # Wall-clock budget of this process's training, in minutes: the first epoch that ends past it is
+    # treated as the last (evaluated, checkpointed, summary written) and --resume goes on from there.
+    # 0 = none. For a fixed slot on a shared or lent machine, where the epochs that fit are unknown.
+    max_minutes: float = 0.0
 
     # method-specific weights (latent regressors, autoencoders, ...)
     regress_weight: float = 1.0
@@ -169,6 +173,9 @@ class Config:
                 raise ConfigError(f"{source}: setting 'keep_best' is {checked[key]!r}; it must name a "
                                   "validation 1NN score such as '1nn_val.penultimate' (selecting on a "
                                   "test-set number would report an optimistic result), or be '' (off).")
+            if key == "max_minutes" and not checked[key] >= 0:
+                raise ConfigError(f"{source}: setting 'max_minutes' is {checked[key]!r}; give a number of "
+                                  "minutes >= 0 (0 = no budget).")
             if key in POSITIVE and not checked[key] > 0:
                 raise ConfigError(f"{source}: setting {key!r} must be positive, got {checked[key]!r}.")
         return dataclasses.replace(self, **checked)

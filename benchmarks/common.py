@@ -24,7 +24,8 @@ def machine(cores: int | None = None) -> str:
     cpu = platform.processor() or platform.machine()
     used = f"{cores} used" if cores is not None else f"{torch.get_num_threads()} threads"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.system()} {cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({used}), "
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{platform.system()} {cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({used}), "
             f"load average {load:.1f}")
 
 

@@ -72,6 +72,24 @@ def test_nearest_neighbours_matches_sklearn(metric, k, precision):
         _assert_same_neighbours(dist, idx, ref_d, ref_i, k)
 
 
+@pytest.mark.parametrize("k", [1, 5])
+def test_device_brute_force_gives_the_cpu_search_answer(k):
+    """device= takes the float64 brute force that serves GPUs; here it runs on the CPU, so its logic
+    (blocks, candidates, refinement, ordering, sqrt) is checked against the screened search."""
+    g = torch.Generator().manual_seed(k)
+    q = torch.randn(300, 24, generator=g)
+    r = torch.randn(1500, 24, generator=g) + 0.3
+    d_cpu, i_cpu = nearest_neighbours(q, r, k=k)
+    d_dev, i_dev = nearest_neighbours(q, r, k=k, device="cpu")
+    assert torch.equal(i_dev, i_cpu) and torch.equal(d_dev, d_cpu)
+    d_sq, i_sq = nearest_neighbours(q, r, k=k, device="cpu", squared=True)
+    assert torch.equal(i_sq, i_cpu) and torch.equal(d_sq.sqrt(), d_cpu)
+    assert knn_accuracy(r, torch.arange(1500) % 3, q, torch.arange(300) % 3, device="cpu") == \
+        knn_accuracy(r, torch.arange(1500) % 3, q, torch.arange(300) % 3)
+    with pytest.raises(ValueError, match="euclidean"):
+        nearest_neighbours(q, r, metric="cosine", device="cpu")
+
+
 def test_nearest_neighbours_numpy_input_squared_and_sorted():
     rng = np.random.default_rng(0)
     q, r = rng.normal(size=(50, 7)), rng.normal(size=(400, 7))  # float64 numpy in

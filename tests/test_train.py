@@ -190,3 +190,27 @@ def test_keep_best_survives_a_stop_between_the_checkpoint_and_the_copy(tmp_path,
     (tmp_path / "run" / "best").rename(tmp_path / "other" / "best")
     with pytest.raises(TrainingError, match="holds weights another run kept"):
         train(cfg, tmp_path / "other", train_set=train_set, test_set=test_set)
+
+
+def test_max_minutes_ends_the_run_after_the_epoch_that_runs_past_it_and_resume_goes_on(tmp_path, digits):
+    straight = train(small(), tmp_path / "straight", train_set=digits[0], test_set=digits[1])
+    # a budget every epoch overruns: the first epoch is the last, evaluated and checkpointed
+    short = train(small(max_minutes=1e-6), tmp_path / "budget", train_set=digits[0], test_set=digits[1])
+    per_epoch = len(digits[0]) // 64
+    assert short["epochs"] == 1 and short["step"] == per_epoch and short["stopped_by_max_minutes"] is True
+    assert "1nn_test.penultimate" in short
+    saved = json.loads((tmp_path / "budget" / "summary.json").read_text())
+    assert saved["epochs"] == 1 and saved["stopped_by_max_minutes"] is True
+    # --resume without a budget finishes the schedule exactly as the uninterrupted run did
+    done = train(small(), tmp_path / "budget", resume=True, train_set=digits[0], test_set=digits[1])
+    assert done["epochs"] == 3 and done["step"] == straight["step"] and done["stopped_by_max_minutes"] is False
+    a = load_model(tmp_path / "straight").nets.state_dict()
+    b = load_model(tmp_path / "budget").nets.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_minutes_must_not_be_negative():
+    from advrep.config import ConfigError
+
+    with pytest.raises(ConfigError, match="max_minutes"):
+        small(max_minutes=-1)

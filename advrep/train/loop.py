@@ -542,7 +542,10 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             bar.close()
             batch = 0
             epoch += 1
-            last = epoch == total_epochs
+            # max_minutes: every rank stops after the same epoch, the first to end past the budget.
+            out_of_time = cfg.max_minutes > 0 and dist.any_rank(
+                time.perf_counter() - started >= cfg.max_minutes * 60)
+            last = epoch == total_epochs or out_of_time
             if cfg.sample_every and (epoch % cfg.sample_every == 0 or last):
                 images(f"epoch{epoch:04d}")
                 dist.barrier()
@@ -568,8 +571,12 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                     checkpoint()
                 why = stop.requested or "a signal to another rank"
                 raise KeyboardInterrupt(f"stopped by {why}: saved step {step} to {run_dir}; continue with --resume")
+            if out_of_time:
+                break
     elapsed = time.perf_counter() - started
-    summary = {"kind": "summary", "step": step, "epochs": total_epochs, "wall_s": elapsed,
+    # "epochs" is where training stopped: total_epochs, or fewer when max_minutes ran out first.
+    summary = {"kind": "summary", "step": step, "epochs": epoch, "wall_s": elapsed,
+               "stopped_by_max_minutes": epoch < total_epochs,
                "images_per_s": images_seen / elapsed if elapsed > 0 else 0.0, **final}
     if best is not None and best.kept is not None and dist.is_main():
         # where the validation score peaked: load_model(RUN/best) has those weights

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The benchmark rows that do not fit the 2-core machine, run side by side on one machine with a GPU
+# within a fixed slot: every job trains for at most MINUTES (the `max_minutes` setting: the epoch that
+# ends past it is the last, evaluated and checkpointed), then everything the jobs wrote except weights
+# (logs, metrics.jsonl, summaries, benchmark.json, BENCHMARKS rows, figures) is packed into
+# OUT/results.tar.gz.
+#
+#   bash benchmarks/device_batch.sh OUT [MINUTES] [JOBS...]     # default: 6 minutes, every job
+#   ADVREP_DATA_DIR=... DEVICE=cpu QUICK=1 bash benchmarks/device_batch.sh /tmp/out 0.05   # a dry run
+#
+# BiGAN-table rows (t-*) train as one process each into RUN_ROOT/table/ROW; afterwards
+#   python benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --resume --run-root RUN_ROOT/table
+# reads their benchmark.json files and writes the table. AAE jobs write their BENCHMARKS.md row to
+# RUN_ROOT/rows/JOB.md, each with its own command, to be copied into BENCHMARKS.md.
+# Jobs run as separate processes (one torch thread each); a job that fails does not stop the others,
+# and its log ends with its exit code.
+set -u
+out=${1:?usage: device_batch.sh OUT [MINUTES] [JOBS...]}
+minutes=${2:-6}
+shift $(( $# < 2 ? $# : 2 ))
+cd "$(dirname "$0")/.."
+py=${PYTHON:-python3}
+device=${DEVICE:-cuda}
+root=${RUN_ROOT:-runs/device}
+mkdir -p "$out" "$root/logs" "$root/rows"
+quick=${QUICK:+--quick}
+# A job that overruns its budget by more than this (a slow last epoch, a hung evaluation) is killed.
+limit=$(python3 -c "print(int($minutes * 60 + 150))")
+budget=(--set threads=1 --set checkpoint_every=10 --set "max_minutes=$minutes")
+
+table=(benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --eval-every 10 --set "device=$device"
+       "${budget[@]}" --no-progress --no-write --run-root "$root/table")
+[ -n "$quick" ] && table+=(--epochs 2 --decay-epochs 1 --eval-every 1 --subset 12000)
+aae=(--device "$device" --no-progress "${budget[@]}" --run-root "$root/aae" $quick)
+declare -A jobs=(
+  [cluster16]="benchmarks/aae_mnist.py cluster --clusters 16 --epochs 1500 --eval-every 5"
+  [cluster30]="benchmarks/aae_mnist.py cluster --clusters 30 --epochs 1500 --eval-every 5"
+  [semi100-s0]="benchmarks/aae_mnist.py semi --labels 100 --seeds 0 --epochs 5000 --eval-every 10"
+  [semi100-s1]="benchmarks/aae_mnist.py semi --labels 100 --seeds 1 --epochs 5000 --eval-every 10"
+  [semi1000-s0]="benchmarks/aae_mnist.py semi --labels 1000 --seeds 0 --epochs 5000 --eval-every 10"
+  [parzen-s0]="benchmarks/aae_mnist.py parzen --seeds 0 --epochs 1000 --eval-every 25"
+)
+for row in bigan d lr jlr ae_l2 ae_l1; do jobs[t-$row]="${table[*]} --rows $row"; done
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(t-bigan t-d t-lr t-jlr t-ae_l2 t-ae_l1 cluster16 cluster30 semi100-s0 parzen-s0)
+# MPS=1: try NVIDIA's multi-process service, which lets the jobs' small kernels run side by side;
+# without it (or where it does not start) the GPU time-slices between the processes.
+if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if nvidia-cuda-mps-control -d && timeout 45 "$py" -c "import torch; torch.ones(1, device='cuda').sum().item()"
+  then echo "MPS: on"
+  else echo "MPS: did not start; going on without it"; echo quit | timeout 10 nvidia-cuda-mps-control
+       unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  fi
+fi
+pids=()
+for name in "${names[@]}"; do
+  [ -n "${jobs[$name]:-}" ] || { echo "unknown job $name; choose from ${!jobs[*]}" >&2; exit 2; }
+  cmd=(${jobs[$name]})
+  [[ $name == t-* ]] || cmd+=("${aae[@]}" --benchmarks-file "$root/rows/$name.md")
+  echo "[$name] ${cmd[*]}" | tee "$root/logs/$name.log"
+  ( OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 timeout "$limit" "$py" "${cmd[@]}" >> "$root/logs/$name.log" 2>&1
+    echo "exit $?" >> "$root/logs/$name.log" ) &
+  pids+=($!)
+done
+# GPU load every 30 s, for the note (absent on a machine without nvidia-smi)
+nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 > "$root/logs/gpu.csv" 2>&1 &
+smi=$!
+wait "${pids[@]}"
+kill "$smi" 2>/dev/null
+for name in "${names[@]}"; do echo "== $name: $(tail -n 1 "$root/logs/$name.log")"; done
+tar czf "$out/results.tar.gz" --exclude='*.safetensors' --exclude='*.pt' --exclude='checkpoints' "$root"
+ls -la "$out"
