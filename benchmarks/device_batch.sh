@@ -7,6 +7,7 @@
 #
 #   bash benchmarks/device_batch.sh OUT [MINUTES] [JOBS...]     # default: 6 minutes, every job
 #   ADVREP_DATA_DIR=... DEVICE=cpu QUICK=1 bash benchmarks/device_batch.sh /tmp/out 0.05   # a dry run
+#   MPS=1 THREADS=3 LIMIT=270 bash benchmarks/device_batch.sh OUT 3.2 t-bigan t-d t-lr t-jlr   # four rows
 #
 # BiGAN-table rows (t-*) train as one process each into RUN_ROOT/table/ROW; afterwards
 #   python benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --resume --run-root RUN_ROOT/table
@@ -25,8 +26,10 @@ root=${RUN_ROOT:-runs/device}
 mkdir -p "$out" "$root/logs" "$root/rows"
 quick=${QUICK:+--quick}
 # A job that overruns its budget by more than this (a slow last epoch, a hung evaluation) is killed.
-limit=$(python3 -c "print(int($minutes * 60 + 150))")
-budget=(--set threads=1 --set checkpoint_every=10 --set "max_minutes=$minutes")
+# LIMIT=seconds sets it outright (to end inside a call's own time limit).
+limit=${LIMIT:-$(python3 -c "print(int($minutes * 60 + 150))")}
+# THREADS: torch threads per job (CPU-side evaluation: probes); 1 suits ten jobs on 16 cores.
+budget=(--set "threads=${THREADS:-1}" --set checkpoint_every=10 --set "max_minutes=$minutes")
 
 table=(benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --eval-every 10 --set "device=$device"
        "${budget[@]}" --no-progress --no-write --run-root "$root/table")
@@ -60,7 +63,7 @@ for name in "${names[@]}"; do
   cmd=(${jobs[$name]})
   [[ $name == t-* ]] || cmd+=("${aae[@]}" --benchmarks-file "$root/rows/$name.md")
   echo "[$name] ${cmd[*]}" | tee "$root/logs/$name.log"
-  ( OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1 timeout "$limit" "$py" "${cmd[@]}" >> "$root/logs/$name.log" 2>&1
+  ( OMP_NUM_THREADS=${THREADS:-1} PYTHONUNBUFFERED=1 timeout "$limit" "$py" "${cmd[@]}" >> "$root/logs/$name.log" 2>&1
     echo "exit $?" >> "$root/logs/$name.log" ) &
   pids+=($!)
 done
