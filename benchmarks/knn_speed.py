@@ -17,6 +17,7 @@ import time
 import torch
 
 from advrep.eval import knn
+from advrep.hardware import cpu_bf16_is_fast
 
 
 def brute_force(q: torch.Tensor, r: torch.Tensor, k: int, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
 
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 fast: {knn._bf16_is_fast()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 fast: {cpu_bf16_is_fast()}, "
         f"GEMM now: fp32 {gemm_gflops(torch.float32):.0f} GFLOP/s, bf16 {gemm_gflops(torch.bfloat16):.0f} GFLOP/s"
     )
     g = torch.Generator().manual_seed(args.seed)

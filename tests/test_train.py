@@ -214,3 +214,18 @@ def test_max_minutes_must_not_be_negative():
 
     with pytest.raises(ConfigError, match="max_minutes"):
         small(max_minutes=-1)
+
+
+def test_bf16_on_a_cpu_that_emulates_it_warns_with_the_fix(monkeypatch):
+    import warnings
+
+    import advrep.train.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_is_fast", lambda: False)
+    with pytest.warns(UserWarning, match="precision=fp32"):
+        precision.Precision("bf16", "cpu")
+    monkeypatch.setattr(precision, "cpu_bf16_is_fast", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        precision.Precision("bf16", "cpu")
+        precision.Precision("fp32", "cpu")

@@ -21,14 +21,12 @@ the smallest refined distance, nearest first; among exactly equal distances the 
 
 from __future__ import annotations
 
-import functools
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..hardware import cpu_bf16_is_fast
 from ._common import as_features, as_labels
 
 __all__ = ["nearest_neighbours", "knn_accuracy"]
@@ -44,40 +42,6 @@ _U32 = 2.0**-24  # unit roundoff of float32
 _UNIT = {torch.float32: _U32, torch.bfloat16: 2.0**-8}
 # How many query rows the last nearest_neighbours call settled at each step (benchmarks and tests).
 last_run_stats: dict[str, int] = {}
-
-
-@functools.lru_cache(maxsize=1)
-def _bf16_is_fast() -> bool:
-    """Whether bf16 matrix products beat float32 here: they do only with native hardware support.
-
-    On Linux the CPU flags answer it (a timing can be fooled by other processes, and the answer is
-    cached for the life of the process); elsewhere, time one small product in both precisions.
-    """
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = set(next((line for line in f if line.startswith("flags")), "").split())
-        if flags:
-            return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-
-    def best_of(a: Tensor, b: Tensor) -> float:
-        a @ b  # warm-up: oneDNN builds its kernel on first use
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(256, 256, generator=g)
-    b = torch.randn(256, 2048, generator=g)
-    try:
-        t16 = best_of(a.bfloat16(), b.bfloat16())
-    except RuntimeError:  # no bf16 matmul kernel in this build
-        return False
-    return t16 * 1.5 < best_of(a, b)
 
 
 def _round_into(x: Tensor, out: Tensor) -> Tensor:
@@ -387,7 +351,7 @@ def nearest_neighbours(
     dtypes = {"bfloat16": torch.bfloat16, "float32": torch.float32}
     if precision == "auto":
         big = q.shape[0] * r.shape[0] * r.shape[1] >= 1e9
-        precision = "bfloat16" if big and _bf16_is_fast() else "float32"
+        precision = "bfloat16" if big and cpu_bf16_is_fast() else "float32"
     if precision not in dtypes:
         raise ValueError(f"precision must be 'auto', 'bfloat16' or 'float32', got {precision!r}")
     q_zero, unit_dev = None, 0.0
