@@ -5,7 +5,7 @@
 # (logs, metrics.jsonl, summaries, benchmark.json, BENCHMARKS rows, figures) is packed into
 # OUT/results.tar.gz.
 #
-#   bash benchmarks/device_batch.sh OUT [MINUTES] [JOBS...]     # default: 6 minutes, every job
+#   bash benchmarks/device_batch.sh OUT [MINUTES] [JOBS...]     # default: 6 minutes, the ten jobs below
 #   ADVREP_DATA_DIR=... DEVICE=cpu QUICK=1 bash benchmarks/device_batch.sh /tmp/out 0.05   # a dry run
 #   MPS=1 THREADS=3 LIMIT=270 bash benchmarks/device_batch.sh OUT 3.2 t-bigan t-d t-lr t-jlr   # four rows
 #
@@ -14,7 +14,8 @@
 # reads their benchmark.json files and writes the table. AAE jobs write their BENCHMARKS.md row to
 # RUN_ROOT/rows/JOB.md, each with its own command, to be copied into BENCHMARKS.md.
 # Jobs run as separate processes (one torch thread each); a job that fails does not stop the others,
-# and its log ends with its exit code.
+# and its log ends with its exit code. The rows name the commit that git reports where they run: on a
+# copied tree whose .git lags the working files, correct it by hand.
 set -u
 out=${1:?usage: device_batch.sh OUT [MINUTES] [JOBS...]}
 minutes=${2:-6}
@@ -25,6 +26,7 @@ device=${DEVICE:-cuda}
 root=${RUN_ROOT:-runs/device}
 mkdir -p "$out" "$root/logs" "$root/rows"
 quick=${QUICK:+--quick}
+mps=
 # A job that overruns its budget by more than this (a slow last epoch, a hung evaluation) is killed.
 # LIMIT=seconds sets it outright (to end inside a call's own time limit).
 limit=${LIMIT:-$(python3 -c "print(int($minutes * 60 + 150))")}
@@ -46,20 +48,22 @@ declare -A jobs=(
 for row in bigan d lr jlr ae_l2 ae_l1; do jobs[t-$row]="${table[*]} --rows $row"; done
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(t-bigan t-d t-lr t-jlr t-ae_l2 t-ae_l1 cluster16 cluster30 semi100-s0 parzen-s0)
+for name in "${names[@]}"; do
+  [ -n "${jobs[$name]:-}" ] || { echo "unknown job $name; choose from ${!jobs[*]}" >&2; exit 2; }
+done
 # MPS=1: try NVIDIA's multi-process service, which lets the jobs' small kernels run side by side;
 # without it (or where it does not start) the GPU time-slices between the processes.
 if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
   if nvidia-cuda-mps-control -d && timeout 45 "$py" -c "import torch; torch.ones(1, device='cuda').sum().item()"
-  then echo "MPS: on"
+  then echo "MPS: on"; mps=1
   else echo "MPS: did not start; going on without it"; echo quit | timeout 10 nvidia-cuda-mps-control
        unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
   fi
 fi
 pids=()
 for name in "${names[@]}"; do
-  [ -n "${jobs[$name]:-}" ] || { echo "unknown job $name; choose from ${!jobs[*]}" >&2; exit 2; }
   cmd=(${jobs[$name]})
   [[ $name == t-* ]] || cmd+=("${aae[@]}" --benchmarks-file "$root/rows/$name.md")
   echo "[$name] ${cmd[*]}" | tee "$root/logs/$name.log"
@@ -72,6 +76,7 @@ nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 
 smi=$!
 wait "${pids[@]}"
 kill "$smi" 2>/dev/null
+[ -n "${mps:-}" ] && { echo quit | nvidia-cuda-mps-control; }
 for name in "${names[@]}"; do echo "== $name: $(tail -n 1 "$root/logs/$name.log")"; done
 tar czf "$out/results.tar.gz" --exclude='*.safetensors' --exclude='*.pt' --exclude='checkpoints' "$root"
 ls -la "$out"

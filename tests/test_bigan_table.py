@@ -35,3 +35,15 @@ def test_a_keep_best_row_reports_the_validation_choice_beside_the_final_weights(
     # a row without keep_best shows a dash in that column
     plain = {k: v for k, v in results.items() if not k.startswith("best_")}
     assert "| — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=97.0)[-1]
+
+
+def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_digits):
+    train_set, test_set = noisy_digits
+    args = argparse.Namespace(run_root=str(tmp_path), resume=False, epochs=2, decay_epochs=1, eval_every=0,
+                              data_dir=None, no_progress=True, keep_best=False,
+                              set=["hidden=32", "latent_dim=4", "batch_size=512", "max_minutes=1e-6"])
+    row = bigan_table.ROWS["ae_l1"]
+    results = bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set)
+    assert results["epochs_run"] == 1 and results["stopped_early"] is True
+    assert "stopped by max_minutes after epoch 1 |" in bigan_table.table_lines({"ae_l1": row}, {"ae_l1": results},
+                                                                               raw=97.0)[-1]
