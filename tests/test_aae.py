@@ -247,6 +247,8 @@ def test_semi_supervised_aae_learns_digits_from_100_labels(tmp_path, digits, one
                       eval_every=0, sample_every=0, checkpoint_every=0, progress=False)
     summary = train(cfg, tmp_path / "semi", train_set=train_set, test_set=test_set)
     assert summary["semi_error"] < 30.0  # chance is 90%; ~12% in 1 s on two cores
+    # a classifier this good spreads the test images over all ten categories, confidently
+    assert summary["clusters_used"] == 10 and 0.5 < summary["y_confidence"] <= 1.0
 
 
 def test_cli_trains_and_evaluates_the_2d_dimensionality_reduction(tmp_path, capsys, one_thread):
@@ -255,7 +257,7 @@ def test_cli_trains_and_evaluates_the_2d_dimensionality_reduction(tmp_path, caps
                  "--set", "epochs=1", "--set", "progress=false", "--set", "aae_clusters=8"]) == 0
     assert main(["eval", str(run), "--no-probe", "--parzen"]) == 0
     out = capsys.readouterr().out
-    assert "cluster_error" in out and "parzen_ll" in out
+    assert "cluster_error" in out and "parzen_ll" in out and "clusters_used" in out
     for png in ("samples.png", "latent_scatter.png", "cluster_grid.png"):
         assert (run / "figures" / png).is_file()
 

@@ -136,16 +136,25 @@ class CategoricalAAE(AAEBase):
         return self.generate(self.code(y, z))
 
     @torch.no_grad()
-    def _predictions(self, data) -> torch.Tensor:
+    def _probabilities(self, data) -> torch.Tensor:
+        """q(y|x) of every image. [N, K]"""
         device = next(self.nets.parameters()).device
-        return torch.cat([self.predict(data.x[i:i + 2000].to(device)).cpu()
+        return torch.cat([self._yz(self.flat(data.x[i:i + 2000].to(device)))[0].cpu()
                           for i in range(0, len(data), 2000)])
+
+    def _predictions(self, data) -> torch.Tensor:
+        return self._probabilities(data).argmax(1)
 
     def extra_metrics(self, train, test) -> dict[str, float]:
         if train.y is None or test.y is None:
             return {}
-        return {"cluster_error": clustering_error(self._predictions(train), train.y, self._predictions(test),
-                                                  test.y, clusters=self.categories)}
+        q = self._probabilities(test)  # [T, K]
+        share = torch.bincount(q.argmax(1), minlength=self.categories) / len(test)  # [K]
+        # Collapse shows here first: q(y|x) confident (y_confidence -> 1) but on few categories
+        # (clusters_used, those holding at least 1% of the test images), where the prior spreads 1/K each.
+        return {"cluster_error": clustering_error(self._predictions(train), train.y, q.argmax(1), test.y,
+                                                  clusters=self.categories),
+                "clusters_used": int((share >= 0.01).sum()), "y_confidence": float(q.max(1).values.mean())}
 
     @torch.no_grad()
     def figures(self, data, out_dir) -> list[Path]:
