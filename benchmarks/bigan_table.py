@@ -27,8 +27,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -38,6 +36,7 @@ from common import commit, machine  # noqa: E402
 from advrep.checkpoint import latest_checkpoint, load_model, read_best  # noqa: E402
 from advrep.config import parse_overrides  # noqa: E402
 from advrep.data import Dataset, load_dataset  # noqa: E402
+from advrep.distributed import pick_device  # noqa: E402
 from advrep.eval import knn_accuracy  # noqa: E402
 from advrep.evaluate import evaluate  # noqa: E402
 from advrep.methods import make_config  # noqa: E402
@@ -79,8 +78,12 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     run_dir = Path(args.run_root) / key
     done = run_dir / "benchmark.json"
     if args.resume and done.is_file():
-        print(f"[{key}] reading {done} (delete it to retrain)", flush=True)
-        return json.loads(done.read_text())
+        cached = json.loads(done.read_text())
+        if not cached.get("stopped_early"):
+            print(f"[{key}] reading {done} (delete it to evaluate the run again)", flush=True)
+            return cached
+        print(f"[{key}] {done} is of a run that max_minutes stopped at epoch {cached['epochs_run']}: "
+              "continuing it", flush=True)
     keep = {"keep_best": f"1nn_val.{row.feature}"} if args.keep_best else {}
     cfg = make_config(row.method, file=str(REPO / "configs" / row.config),
                       overrides={**keep, **parse_overrides(args.set)}, epochs=args.epochs,
@@ -93,16 +96,20 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     started = time.perf_counter()
     summary = train(cfg, run_dir, resume=resume, train_set=train_set, test_set=test_set)
     train_s = time.perf_counter() - started
-    method = load_model(run_dir)
+    device = pick_device(cfg.device)  # on a GPU, 1NN runs there too (the probe stays on the CPU)
+    method = load_model(run_dir, device=device)
     t0 = time.perf_counter()
     results = evaluate(method, train_set, test_set, probe=True, protocols=("test",))
-    # epochs_run: where training stopped, fewer than asked when --set max_minutes=M ran out first
-    results.update(eval_s=time.perf_counter() - t0, train_wall_s=train_s, loop_wall_s=summary["wall_s"],
-                   s_per_epoch=summary["wall_s"] / max(1, summary["epochs"]), resumed=resume,
-                   epochs_run=summary["epochs"], stopped_early=bool(summary.get("stopped_by_max_minutes")))
+    # epochs_run: where training stopped, fewer than asked when --set max_minutes=M ran out first;
+    # wall_s covers this process's epochs only (start_epoch on)
+    wall_s, trained = summary.get("wall_s", 0.0), summary["epochs"] - summary.get("start_epoch", 0)
+    results.update(eval_s=time.perf_counter() - t0, train_wall_s=train_s, loop_wall_s=wall_s,
+                   s_per_epoch=wall_s / max(1, trained), resumed=resume, epochs_run=summary["epochs"],
+                   stopped_early=bool(summary.get("stopped_by_max_minutes")))
     kept = read_best(run_dir) if cfg.keep_best else None
     if kept is not None:  # trained with keep_best: the test score of the weights validation chose
-        best = evaluate(load_model(run_dir / "best"), train_set, test_set, probe=False, protocols=("test",))
+        best = evaluate(load_model(run_dir / "best", device=device), train_set, test_set, probe=False,
+                        protocols=("test",))
         results.update({"best_val_metric": kept["metric"], "best_val_value": kept["value"],
                         "best_epoch": kept["epoch"], "best_1nn_test": best[f"1nn_test.{row.feature}"]})
     done.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -179,8 +186,9 @@ def main() -> int:
         test_set = test_set.subset(slice(max(2, args.subset // 6)))
     results = {key: evaluate_row(key, row, args, train_set, test_set) for key, row in rows.items()}
     t0 = time.perf_counter()  # the floor, after training, so that rows run side by side start at once
+    on_gpu = parse_overrides(args.set).get("device") == "cuda"
     raw = knn_accuracy(train_set.flat(), train_set.y, test_set.flat(), test_set.y, k=1,
-                       device="cuda" if torch.cuda.is_available() else None)
+                       device="cuda" if on_gpu else None)
     print(f"raw-pixel 1NN {raw:.2f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     lines = table_lines(rows, results, raw)
     cmd = "python benchmarks/bigan_table.py " + " ".join(sys.argv[1:])

@@ -8,6 +8,7 @@
 #   bash benchmarks/device_batch.sh OUT [MINUTES] [JOBS...]     # default: 6 minutes, the ten jobs below
 #   ADVREP_DATA_DIR=... DEVICE=cpu QUICK=1 bash benchmarks/device_batch.sh /tmp/out 0.05   # a dry run
 #   MPS=1 THREADS=3 LIMIT=270 bash benchmarks/device_batch.sh OUT 3.2 t-bigan t-d t-lr t-jlr   # four rows
+#   RESUME=1 ... (same RUN_ROOT, its runs/ carried back to the machine): continue them for MINUTES more
 #
 # BiGAN-table rows (t-*) train as one process each into RUN_ROOT/table/ROW; afterwards
 #   python benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --resume --run-root RUN_ROOT/table
@@ -17,9 +18,10 @@
 # and its log ends with its exit code. The rows name the commit that git reports where they run: on a
 # copied tree whose .git lags the working files, correct it by hand.
 set -u
-out=${1:?usage: device_batch.sh OUT [MINUTES] [JOBS...]}
+out=$(realpath -m "${1:?usage: device_batch.sh OUT [MINUTES] [JOBS...]}")  # before the cd below
 minutes=${2:-6}
 shift $(( $# < 2 ? $# : 2 ))
+[[ $minutes =~ ^[0-9]+([.][0-9]+)?$ ]] || { echo "MINUTES must be a number of minutes, got '$minutes'" >&2; exit 2; }
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
 device=${DEVICE:-cuda}
@@ -29,14 +31,16 @@ quick=${QUICK:+--quick}
 mps=
 # A job that overruns its budget by more than this (a slow last epoch, a hung evaluation) is killed.
 # LIMIT=seconds sets it outright (to end inside a call's own time limit).
-limit=${LIMIT:-$(python3 -c "print(int($minutes * 60 + 150))")}
+limit=${LIMIT:-$("$py" -c "print(int($minutes * 60 + 150))")}
 # THREADS: torch threads per job (CPU-side evaluation: probes); 1 suits ten jobs on 16 cores.
 budget=(--set "threads=${THREADS:-1}" --set checkpoint_every=10 --set "max_minutes=$minutes")
 
+# RESUME=1: continue the jobs of an earlier call with the same RUN_ROOT from their checkpoints.
+resume=${RESUME:+--resume}
 table=(benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --eval-every 10 --set "device=$device"
-       "${budget[@]}" --no-progress --no-write --run-root "$root/table")
+       "${budget[@]}" --no-progress --no-write --run-root "$root/table" $resume)
 [ -n "$quick" ] && table+=(--epochs 2 --decay-epochs 1 --eval-every 1 --subset 12000)
-aae=(--device "$device" --no-progress "${budget[@]}" --run-root "$root/aae" $quick)
+aae=(--device "$device" --no-progress "${budget[@]}" --run-root "$root/aae" $quick $resume)
 declare -A jobs=(
   [cluster16]="benchmarks/aae_mnist.py cluster --clusters 16 --epochs 1500 --eval-every 5"
   [cluster30]="benchmarks/aae_mnist.py cluster --clusters 30 --epochs 1500 --eval-every 5"
@@ -63,8 +67,11 @@ if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
   fi
 fi
 pids=()
+smi=
+# If this script is stopped, its jobs, the load monitor and the MPS daemon go with it.
+trap 'kill "${pids[@]}" $smi 2>/dev/null; [ -n "$mps" ] && echo quit | nvidia-cuda-mps-control' EXIT
 for name in "${names[@]}"; do
-  cmd=(${jobs[$name]})
+  cmd=(${jobs[$name]})  # the commands hold no quoted spaces: keep RUN_ROOT and PYTHON free of them
   [[ $name == t-* ]] || cmd+=("${aae[@]}" --benchmarks-file "$root/rows/$name.md")
   echo "[$name] ${cmd[*]}" | tee "$root/logs/$name.log"
   ( OMP_NUM_THREADS=${THREADS:-1} PYTHONUNBUFFERED=1 timeout "$limit" "$py" "${cmd[@]}" >> "$root/logs/$name.log" 2>&1
@@ -75,8 +82,6 @@ done
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 30 > "$root/logs/gpu.csv" 2>&1 &
 smi=$!
 wait "${pids[@]}"
-kill "$smi" 2>/dev/null
-[ -n "${mps:-}" ] && { echo quit | nvidia-cuda-mps-control; }
 for name in "${names[@]}"; do echo "== $name: $(tail -n 1 "$root/logs/$name.log")"; done
 tar czf "$out/results.tar.gz" --exclude='*.safetensors' --exclude='*.pt' --exclude='checkpoints' "$root"
 ls -la "$out"

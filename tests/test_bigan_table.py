@@ -47,3 +47,10 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
     assert results["epochs_run"] == 1 and results["stopped_early"] is True
     assert "stopped by max_minutes after epoch 1 |" in bigan_table.table_lines({"ae_l1": row}, {"ae_l1": results},
                                                                                raw=97.0)[-1]
+    # --resume does not take the cut-short row's benchmark.json as final: it trains on to the end
+    args.resume, args.set = True, args.set[:-1]
+    done = bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set)
+    assert done["epochs_run"] == 3 and done["stopped_early"] is False and done["resumed"] is True
+    assert done["s_per_epoch"] > 0
+    # and a finished row is read back as it is
+    assert bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set) == done

@@ -73,9 +73,10 @@ def test_nearest_neighbours_matches_sklearn(metric, k, precision):
 
 
 @pytest.mark.parametrize("k", [1, 5])
-def test_device_brute_force_gives_the_cpu_search_answer(k):
+def test_device_brute_force_gives_the_cpu_search_answer(k, monkeypatch):
     """device= takes the float64 brute force that serves GPUs; here it runs on the CPU, so its logic
     (blocks, candidates, refinement, ordering, sqrt) is checked against the screened search."""
+    monkeypatch.setattr(knn_mod, "_BRUTE_ELEMS", 1500 * 7)  # 7 queries a block: many blocks, a ragged last
     g = torch.Generator().manual_seed(k)
     q = torch.randn(300, 24, generator=g)
     r = torch.randn(1500, 24, generator=g) + 0.3
@@ -88,6 +89,17 @@ def test_device_brute_force_gives_the_cpu_search_answer(k):
         knn_accuracy(r, torch.arange(1500) % 3, q, torch.arange(300) % 3)
     with pytest.raises(ValueError, match="euclidean"):
         nearest_neighbours(q, r, metric="cosine", device="cpu")
+
+
+def test_device_brute_force_keeps_the_lowest_index_among_many_ties():
+    """300 copies of each point: far more exact ties than the k + 11 candidates it keeps."""
+    g = torch.Generator().manual_seed(1)
+    base = torch.randn(5, 6, generator=g)
+    r = base.repeat(300, 1)  # [1500, 6]: row j is a copy of base[j % 5]
+    q = base[[3, 0]] + 0.01 * torch.randn(2, 6, generator=g)
+    d, i = nearest_neighbours(q, r, k=3, device="cpu")
+    assert i.tolist() == [[3, 8, 13], [0, 5, 10]]
+    assert torch.equal(d, nearest_neighbours(q, r, k=3)[0])
 
 
 def test_nearest_neighbours_numpy_input_squared_and_sorted():

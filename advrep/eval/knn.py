@@ -38,6 +38,7 @@ _TILE_ELEMS = 1 << 22  # screening tile size in elements (8 MB in bf16)
 _SUB_ROWS = 256  # queries per screening tile
 _CHUNK_ROWS = 8192  # rows per step when preparing references
 _REFINE_ELEMS = 1 << 22  # elements of a [rows, cands, D] difference tensor built at once
+_BRUTE_ELEMS = 1 << 26  # elements of one [rows, R] float64 distance block of the device brute force
 _U32 = 2.0**-24  # unit roundoff of float32
 _UNIT = {torch.float32: _U32, torch.bfloat16: 2.0**-8}
 # How many query rows the last nearest_neighbours call settled at each step (benchmarks and tests).
@@ -295,17 +296,20 @@ def _brute_force_on(device: torch.device, q: Tensor, r: Tensor, refiner: _Refine
     (rounding ~1e-16 relative, so float32-level near-ties aside the k + 11 closest references are the
     true ones), then those candidates refined and ordered on the CPU by the CPU path's own definition.
     A GPU multiplies float64 fast enough (10k x 60k x 1024 in well under a second on a datacentre
-    part) that no screening or certification is needed. [Q, k] distances and indices, on the CPU."""
+    part) that no screening or certification is needed. The candidates come from a stable sort, so
+    among equal distances (duplicate references) the lowest indices are kept, as on the CPU path.
+    Device memory: the references in float64 plus about three [rows, R] float64 blocks of at most
+    ``_BRUTE_ELEMS`` elements. [Q, k] distances and indices, on the CPU."""
     n_cand = min(k + _EXTRA, r.shape[0])
     r_dev = r.to(device, torch.float64)  # [R, D]
     r_sq = (r_dev * r_dev).sum(1)  # [R]
-    rows = max(1, (1 << 27) // r.shape[0])  # queries per [rows, R] float64 block: at most 1 GiB
+    rows = max(1, _BRUTE_ELEMS // r.shape[0])  # queries per [rows, R] block
     cand = torch.empty(q.shape[0], n_cand, dtype=torch.long)
     with torch.no_grad():
         for s in range(0, q.shape[0], rows):
             qb = q[s : s + rows].to(device, torch.float64)  # [b, D]
-            d = (qb * qb).sum(1, keepdim=True) - 2.0 * qb @ r_dev.T + r_sq  # [b, R]
-            cand[s : s + rows] = d.topk(n_cand, dim=1, largest=False).indices.cpu()
+            d = torch.addmm(r_sq, qb, r_dev.T, alpha=-2.0).add_((qb * qb).sum(1, keepdim=True))  # [b, R]
+            cand[s : s + rows] = d.sort(dim=1, stable=True).indices[:, :n_cand].cpu()
         d, idx = _order(refiner.candidates(q, None, cand), cand)  # [Q, n_cand], nearest first
     last_run_stats.clear()
     last_run_stats[f"{device.type}_float64"] = q.shape[0]

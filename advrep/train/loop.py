@@ -501,6 +501,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         method.nets.train(was)
 
     started = time.perf_counter()
+    start_epoch = epoch  # where this process began (after a resume, the checkpoint's epoch)
     images_seen = 0
     final: dict[str, float] = {}
     method.nets.train()
@@ -575,7 +576,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 break
     elapsed = time.perf_counter() - started
     # "epochs" is where training stopped: total_epochs, or fewer when max_minutes ran out first.
-    summary = {"kind": "summary", "step": step, "epochs": epoch, "wall_s": elapsed,
+    # wall_s covers this process only, i.e. epochs start_epoch..epochs.
+    summary = {"kind": "summary", "step": step, "epochs": epoch, "start_epoch": start_epoch, "wall_s": elapsed,
                "stopped_by_max_minutes": epoch < total_epochs,
                "images_per_s": images_seen / elapsed if elapsed > 0 else 0.0, **final}
     if best is not None and best.kept is not None and dist.is_main():

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .. import distributed as dist
 from ..config import ConfigError
 from ..hardware import cpu_bf16_is_fast
 
@@ -32,11 +33,11 @@ class Precision:
         if name == "fp16" and device.type != "cuda":
             raise ConfigError(f"precision fp16 needs a gradient scaler, which advrep runs only on CUDA, but "
                               f"the device is {device.type}; use --precision bf16 (or fp32) there.")
-        if name == "bf16" and device.type == "cpu" and not cpu_bf16_is_fast():
-            # Emulated bf16: a BiGAN MNIST step took 2.25 s against 84 ms in fp32 on such a CPU.
-            warnings.warn("precision bf16 on this CPU runs emulated (it lacks AVX512-BF16 and AMX), about 25x "
-                          "slower than fp32 here; use --set precision=fp32, or bf16 on a CPU or GPU with native "
-                          "bf16.", stacklevel=2)
+        if name == "bf16" and device.type == "cpu" and dist.is_main() and not cpu_bf16_is_fast():
+            # Emulated bf16: a BiGAN MNIST step took 27x as long as in fp32 on such a CPU (BENCHMARKS.md).
+            warnings.warn("precision bf16: this CPU has no fast bf16 matrix products (no AVX512-BF16 or AMX), so "
+                          "bf16 runs emulated, many times slower than fp32; use --set precision=fp32 here, or bf16 "
+                          "on a CPU or GPU with native bf16.", stacklevel=2)
         self.name, self.device, self.dtype = name, device, PRECISIONS[name]
         self.scaler = torch.amp.GradScaler("cuda") if name == "fp16" else None
         self._pending = False  # the scaler unscaled or stepped since its last update()
