@@ -34,7 +34,7 @@ class Precision:
             raise ConfigError(f"precision fp16 needs a gradient scaler, which advrep runs only on CUDA, but "
                               f"the device is {device.type}; use --precision bf16 (or fp32) there.")
         if name == "bf16" and device.type == "cpu" and dist.is_main() and not cpu_bf16_is_fast():
-            # Emulated bf16: a BiGAN MNIST step took 27x as long as in fp32 on such a CPU (BENCHMARKS.md).
+            # Emulated bf16: a BiGAN MNIST step ran at 0.03x the fp32 rate on such a CPU (BENCHMARKS.md).
             warnings.warn("precision bf16: this CPU has no fast bf16 matrix products (no AVX512-BF16 or AMX), so "
                           "bf16 runs emulated, many times slower than fp32; use --set precision=fp32 here, or bf16 "
                           "on a CPU or GPU with native bf16.", stacklevel=2)
