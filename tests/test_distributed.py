@@ -51,7 +51,8 @@ def digits():
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("two_ranks")
-    runs = {"bigan": {"method": "bigan", **TINY}, "ae": {"method": "autoencoder", **TINY}}
+    runs = {"bigan": {"method": "bigan", **TINY}, "ae": {"method": "autoencoder", **TINY},
+            "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}}
     torchrun(str(REPO / "tests" / "dist_worker.py"), str(out), json.dumps(runs), tmp=out)
     return out
 
@@ -72,6 +73,15 @@ def test_every_rank_holds_identical_networks(two_ranks):
         _, saved = read_weights(latest_checkpoint(two_ranks / name) / "weights.safetensors")
         assert all(torch.equal(saved[k], r0[k]) for k in r0)
         assert json.loads((two_ranks / name / "summary.json").read_text())["step"] == STEPS
+
+
+def test_max_minutes_stops_every_rank_after_the_same_epoch(two_ranks):
+    run = two_ranks / "budget"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["stopped_by_max_minutes"] and summary["step"] == STEPS // 2
+    r0, r1 = ranks(run)
+    assert all(torch.equal(r0[k], r1[k]) for k in r0)  # both ranks left the loop at the same step
+    assert load_state(latest_checkpoint(run))["epoch"] == 1
 
 
 def test_two_processes_take_the_data_parallel_step_exactly(two_ranks, digits):
