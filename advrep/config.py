@@ -130,6 +130,11 @@ class Config:
     # validation split (the last 10k training images against the rest) and keep the weights where it
     # peaked in RUN/best/ (load_model("RUN/best")). Selection never sees the test set. "": off.
     keep_best: str = ""
+    # Train on the first N - 10000 training images only, so the validation split (the last 10000) holds
+    # images the model never saw, and score 1NN on it at every evaluation ("1nn_val.*": the held-out
+    # images against the ones trained on). This is the BiGAN reference code's protocol: its
+    # train_mnist.sh trains on 50k MNIST images and reports 1NN of 10k held-out ones against them.
+    hold_out_val: bool = False
     device: str = "cpu"  # cpu | cuda | mps | auto
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU, CUDA) | fp16 (autocast + loss scaling; CUDA)
     threads: int = 0  # torch intra-op threads; 0 = torch's default

@@ -4,7 +4,8 @@ The metric functions live in ``advrep.eval`` and take any features; this module 
 get features from a ``Method`` and which protocols the BiGAN paper reports:
 
 * ``test``: 10k MNIST test images against the 60k training images (the paper's table);
-* ``val``: the reference code's protocol, the last 10k training images against the first 50k.
+* ``val``: the reference code's protocol, the last 10k training images against the first 50k. The
+  reference code never trains on those 10k; advrep does so only with ``hold_out_val`` (``fit_split``).
 """
 
 from __future__ import annotations
@@ -78,10 +79,24 @@ def refresh_batch_norm(method: Method, data: Dataset, *, batches: int = 100, bat
     method.nets.train(was_training)
 
 
+def fit_split(train: Dataset, hold_out_val: bool) -> Dataset:
+    """The images a run trains on: all of ``train``, or with ``hold_out_val`` all but the validation
+    split (the last 10000), which the ``val`` protocol then queries as unseen images.
+
+    Raises ValueError when ``hold_out_val`` leaves no reference images (10000 training images or fewer).
+    """
+    if not hold_out_val:
+        return train
+    if len(train) <= 10000:
+        raise ValueError(f"hold_out_val holds out the last 10000 training images, but {train.name!r} has "
+                         f"only {len(train)}; set hold_out_val=false or use a larger dataset.")
+    return train.subset(train_val_split(len(train), 10000)[0])
+
+
 def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = True, protocols=("test", "val"),
              refresh_bn: bool = True, knn_metric: str = "euclidean", parzen: bool = False,
-             features: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
-             ) -> dict[str, float]:
+             features: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
+             bn_data: Dataset | None = None) -> dict[str, float]:
     """All feature and reconstruction metrics of a trained method, as a flat dict of floats.
 
     Keys: ``1nn_<protocol>.<feature>``, ``probe_<protocol>.<feature>`` and, for methods with an encoder,
@@ -90,7 +105,9 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     then the method's own numbers (``Method.extra_metrics``, e.g. ``semi_error``, ``cluster_error``) and,
     with ``parzen=True``, the Parzen-window log-likelihood of the test set under its samples.
     ``features``: (train, test) features already computed (e.g. gathered from every rank of a
-    distributed run), each {name: [N, F]} in the datasets' order.
+    distributed run), each {name: [N, F]} in the datasets' order. ``bn_data``: the images batch norm's
+    statistics are recomputed on (default ``train``; a run with ``hold_out_val`` passes the images it
+    trained on, so the held-out ones stay unseen).
 
     Example::
 
@@ -102,7 +119,7 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
         raise ValueError(f"evaluation needs labels, but dataset {train.name!r} has none.")
     device = next(method.nets.parameters()).device
     if refresh_bn:
-        refresh_batch_norm(method, train)
+        refresh_batch_norm(method, bn_data if bn_data is not None else train)
     method.nets.eval()
     if features is None:
         features = (compute_features(method.features, train.x, device=device),

@@ -15,11 +15,18 @@ import bigan_table  # noqa: E402
 from advrep.checkpoint import read_best  # noqa: E402
 
 
+def row_args(tmp_path, *, keep_best=False, hold_out_val=False, epochs=2, decay_epochs=1, eval_every=0, batch=512,
+             extra=()):
+    """bigan_table's arguments for one small row (32-unit networks, 4-d code) trained into tmp_path."""
+    return argparse.Namespace(run_root=str(tmp_path), resume=False, epochs=epochs, decay_epochs=decay_epochs,
+                              eval_every=eval_every, data_dir=None, no_progress=True, keep_best=keep_best,
+                              hold_out_val=hold_out_val,
+                              set=["hidden=32", "latent_dim=4", f"batch_size={batch}", *extra])
+
+
 def test_a_keep_best_row_reports_the_validation_choice_beside_the_final_weights(tmp_path, noisy_digits):
     train_set, test_set = noisy_digits
-    args = argparse.Namespace(run_root=str(tmp_path), resume=False, epochs=2, decay_epochs=1, eval_every=1,
-                              data_dir=None, no_progress=True, keep_best=True,
-                              set=["hidden=32", "latent_dim=4", "batch_size=512"])
+    args = row_args(tmp_path, keep_best=True, eval_every=1)
     row = bigan_table.ROWS["ae_l2"]
     results = bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
     kept = read_best(tmp_path / "ae_l2")
@@ -39,9 +46,7 @@ def test_a_keep_best_row_reports_the_validation_choice_beside_the_final_weights(
 
 def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_digits):
     train_set, test_set = noisy_digits
-    args = argparse.Namespace(run_root=str(tmp_path), resume=False, epochs=2, decay_epochs=1, eval_every=0,
-                              data_dir=None, no_progress=True, keep_best=False,
-                              set=["hidden=32", "latent_dim=4", "batch_size=512", "max_minutes=1e-6"])
+    args = row_args(tmp_path, extra=["max_minutes=1e-6"])
     row = bigan_table.ROWS["ae_l1"]
     results = bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set)
     assert results["epochs_run"] == 1 and results["stopped_early"] is True
@@ -54,3 +59,23 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
     assert done["s_per_epoch"] > 0
     # and a finished row is read back as it is
     assert bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set) == done
+
+
+def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(tmp_path, noisy_digits):
+    train_set, test_set = noisy_digits
+    args = row_args(tmp_path, hold_out_val=True, epochs=1, decay_epochs=0, batch=64)
+    row = bigan_table.ROWS["ae_l2"]
+    results = bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
+    assert results["hold_out_val"] is True and results["epochs_run"] == 1
+    # the benchmark's own evaluation agrees with the end-of-training one on both protocols
+    last = [json.loads(line) for line in (tmp_path / "ae_l2" / "metrics.jsonl").read_text().splitlines()
+            if '"eval"' in line][-1]
+    assert results["1nn_val.penultimate"] == last["1nn_val.penultimate"]
+    assert results["1nn_test.penultimate"] == last["1nn_test.penultimate"]
+    lines = bigan_table.table_lines({"ae_l2": row}, {"ae_l2": results}, raw=96.9, raw_val=97.1)
+    assert lines[0].count("|") == lines[1].count("|") == lines[2].count("|") == lines[-1].count("|")
+    v = results["1nn_val.penultimate"]
+    assert f"| {v:.2f} | {v - row.paper:+.2f} |" in lines[-1] and "| 97.10 | — |" in lines[2]
+    # a row trained on every image has no held-out score: dashes, not its contaminated validation score
+    plain = {**results, "hold_out_val": False}
+    assert "| — | — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=96.9, raw_val=97.1)[-1]

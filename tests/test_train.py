@@ -146,6 +146,44 @@ def test_keep_best_keeps_the_weights_where_the_validation_score_peaked(tmp_path,
                                    {**info, "value": last["1nn_val.penultimate"], "epoch": 5, "step": last["step"]})
 
 
+def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noisy_digits, monkeypatch):
+    import advrep.evaluate as ev
+    from advrep.data import Dataset
+    from advrep.train import loop
+
+    train_set, test_set = noisy_digits
+    x = train_set.x.clone()
+    x[:, 0, 0, 0] = 0.0
+    x[-10000:, 0, 0, 0] = 0.5  # marks the validation split's images
+    marked = Dataset(x, train_set.y, "marked")
+    seen, bn_sets = [], []
+    real_step, real_refresh = loop.train_step, ev.refresh_batch_norm
+
+    def step(method, optimizers, params, xb, *args, **kwargs):
+        seen.append(xb[:, 0, 0, 0].clone())
+        return real_step(method, optimizers, params, xb, *args, **kwargs)
+
+    def refresh(method, data, **kwargs):
+        bn_sets.append(data)
+        return real_refresh(method, data, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", step)
+    monkeypatch.setattr(ev, "refresh_batch_norm", refresh)
+    cfg = small(hold_out_val=True, epochs=2, decay_epochs=0, eval_every=1)
+    summary = train(cfg, tmp_path, train_set=marked, test_set=test_set)
+    assert summary["step"] == 2 * (240 // 64)  # 10,240 images less the 10,000 held out, batches of 64
+    assert torch.cat(seen).eq(0).all()  # no batch held a validation image ...
+    assert len(bn_sets) == 2 and all(len(d) == 240 and d.x[:, 0, 0, 0].eq(0).all() for d in bn_sets)  # ... nor BN
+    # every evaluation scores the held-out images against the trained-on ones, beside the test set
+    evals = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert len(evals) == 2 and all("1nn_val.penultimate" in r and "1nn_test.penultimate" in r for r in evals)
+    with pytest.raises(TrainingError, match="hold_out_val: run has True, asked False"):
+        train(cfg.updated({"hold_out_val": False, "epochs": 3}), tmp_path, resume=True, train_set=marked,
+              test_set=test_set)
+    with pytest.raises(TrainingError, match="hold_out_val holds out the last 10000.*has only 1437"):
+        train(small(hold_out_val=True), tmp_path / "small", train_set=digits[0], test_set=digits[1])
+
+
 def test_keep_best_refuses_what_could_never_keep_anything(tmp_path, digits, noisy_digits):
     from advrep.config import ConfigError
 

@@ -1,8 +1,9 @@
 """Train/validation split used for feature evaluation.
 
-Follows the BiGAN reference code: the *last* ``n_val`` training images are held out as validation
-queries and the first ``n_train - n_val`` are the reference (training) set, with no shuffling, so every
-run and every method is evaluated on exactly the same images.
+Like the BiGAN reference code, 10k of MNIST's 60k training images are the validation queries and the
+other 50k the reference set. The reference code picks its 10k after a seeded shuffle (and never trains
+on them); here they are the *last* ``n_val`` images, with no shuffling, so every run and every method
+is evaluated on exactly the same images. Training leaves them out only with ``hold_out_val``.
 """
 
 from __future__ import annotations

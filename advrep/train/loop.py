@@ -37,7 +37,7 @@ from ..checkpoint import (
 )
 from ..config import Config
 from ..data import Dataset, load_dataset
-from ..evaluate import compute_features, evaluate, format_table, refresh_batch_norm
+from ..evaluate import compute_features, evaluate, fit_split, format_table, refresh_batch_norm
 from ..images import pair_grid, save_grid
 from ..methods import Method, build_method
 from .precision import FP32, Precision
@@ -194,23 +194,25 @@ def _restore_rank_rng(state: dict[str, Any], z_rng: torch.Generator, *, seed: in
         z_rng.manual_seed(seed * 7919 + r + 1_000_003 * (step + 1))
 
 
-def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: bool = False) -> dict[str, float]:
+def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: bool = False,
+              fit_set: Dataset | None = None) -> dict[str, float]:
     """1NN of the run's features on the test set (and, with ``val``, on the validation split of the
-    training set); {} on ranks other than 0. Under torchrun every rank refreshes the
+    training set); {} on ranks other than 0. ``fit_set``: the images trained on, where batch norm's
+    statistics are gathered (default ``train_set``). Under torchrun every rank refreshes the
     batch-norm statistics on the same batches (SyncBatchNorm's collectives need all of them) and
     computes the features of its shard of each split; rank 0 scores the gathered features while the
     others wait at a barrier."""
     features = None
     if dist.is_distributed():
         device = next(method.nets.parameters()).device
-        refresh_batch_norm(method, train_set)
+        refresh_batch_norm(method, fit_set if fit_set is not None else train_set)
         method.nets.eval()
         features = tuple({name: dist.gather_rows(f) for name, f in compute_features(
             method.features, data.x[dist.shard(len(data))], device=device).items()}
             for data in (train_set, test_set))
     protocols = ("test", "val") if val else ("test",)
-    results = evaluate(method, train_set, test_set, probe=False, protocols=protocols,
-                       refresh_bn=features is None, features=features) if dist.is_main() else {}
+    results = evaluate(method, train_set, test_set, probe=False, protocols=protocols, refresh_bn=features is None,
+                       features=features, bn_data=fit_set) if dist.is_main() else {}
     method.nets.train()
     dist.barrier()
     return results
@@ -360,9 +362,10 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
         if ckpt is None:
             raise TrainingError(f"--resume: no checkpoint in {run_dir}/checkpoints; start without --resume.")
         old, _ = read_weights(ckpt / "weights.safetensors")
-        # Settings that shape the networks must match; schedules and logging may change on resume.
+        # Settings that shape the networks, or choose the images trained on, must match; schedules and
+        # logging may change on resume.
         shape_keys = ("method", "latent_dim", "hidden", "prior", "stochastic_encoder", "data", "arch",
-                      "width", "encoder_scale")
+                      "width", "encoder_scale", "hold_out_val")
         diffs = [f"{k}: run has {getattr(old, k)!r}, asked {getattr(cfg, k)!r}" for k in shape_keys
                  if getattr(old, k) != getattr(cfg, k)]
         if diffs:
@@ -415,8 +418,13 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     size = cfg.image_size or None  # only image folders take a size; others say so if it is set
     train_set = train_set or load_dataset(cfg.data, "train", data_dir=cfg.data_dir, size=size)
     test_set = test_set or load_dataset(cfg.data, "test", data_dir=cfg.data_dir, size=size)
-    if len(train_set) < cfg.batch_size:
-        raise TrainingError(f"dataset {train_set.name!r} has {len(train_set)} training images, fewer than "
+    try:
+        fit_set = fit_split(train_set, cfg.hold_out_val)  # the images trained on
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
+    if len(fit_set) < cfg.batch_size:
+        raise TrainingError(f"dataset {train_set.name!r} has {len(fit_set)} training images"
+                            f"{' after hold_out_val' if cfg.hold_out_val else ''}, fewer than "
                             f"batch_size={cfg.batch_size}; lower batch_size.")
     cfg = cfg.updated({"image_shape": list(train_set.image_shape)})
     if cfg.keep_best:
@@ -429,7 +437,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     method = build_method(cfg, train_set.image_shape)
     dist.sync_batch_norm(method.nets, device)  # CUDA under torchrun: statistics over the global batch
     method.nets.to(device)
-    method.prepare(train_set)
+    method.prepare(fit_set)
     optimizers = make_optimizers(method, cfg)
     params = {name: method.parameters_of(name) for name in method.optimizers}
     z_rng = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist.rank())
@@ -466,9 +474,9 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     fixed_z = method.sample_prior(64, torch.Generator(device=device).manual_seed(12345)) \
         if method.has_generator else None
     fixed_x = test_set.x[:32].to(device)
-    x_all = train_set.x.to(device)  # [N, C, H, W], kept whole in memory
-    y_all = train_set.y.to(device) if train_set.y is not None else None
-    steps_per_epoch = len(train_set) // cfg.batch_size  # the last partial batch is dropped
+    x_all = fit_set.x.to(device)  # [N, C, H, W], kept whole in memory
+    y_all = fit_set.y.to(device) if fit_set.y is not None else None
+    steps_per_epoch = len(fit_set) // cfg.batch_size  # the last partial batch is dropped
     total_epochs = cfg.epochs + cfg.decay_epochs
 
     def checkpoint() -> None:
@@ -513,7 +521,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             for name, opt in optimizers.items():
                 for group in opt.param_groups:
                     group["lr"] = lrs[name]
-            order = epoch_order(len(train_set), cfg.seed, epoch)
+            order = epoch_order(len(fit_set), cfg.seed, epoch)
             bar = tqdm(range(batch, steps_per_epoch), desc=f"epoch {epoch + 1}/{total_epochs}", leave=False,
                        disable=not (cfg.progress and dist.is_main()))
             for b in bar:
@@ -555,7 +563,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             labelled = train_set.y is not None and test_set.y is not None
             improved = False  # keep_best: this evaluation beat the earlier ones (decided on rank 0)
             if labelled and (last or (cfg.eval_every and epoch % cfg.eval_every == 0)):
-                final = _evaluate(method, train_set, test_set, val=best is not None)
+                final = _evaluate(method, train_set, test_set, val=best is not None or cfg.hold_out_val,
+                                  fit_set=fit_set)
                 log.write({"kind": "eval", "step": step, "epoch": epoch,
                            "time": time.perf_counter() - started, **final})
                 improved = best is not None and dist.any_rank(
