@@ -21,12 +21,26 @@ def machine(cores: int | None = None) -> str:
     thread count is reported."""
     import torch  # here, so scripts that only launch subprocesses start fast
 
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model() or platform.processor() or platform.machine()
     used = f"{cores} used" if cores is not None else f"{torch.get_num_threads()} threads"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return (f"{platform.system()} {cpu}, {os.cpu_count()} cores{gpu}, torch {torch.__version__} ({used}), "
             f"load average {load:.1f}")
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (e.g. 'AMD EPYC 7B13'), or '' where there is none: the
+    same core count can mean native or emulated bf16, so speed rows name the CPU."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return f"{platform.machine()} {value.strip()}"
+    return ""
 
 
 def commit() -> str:

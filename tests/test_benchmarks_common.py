@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from common import append_row, commit, machine  # noqa: E402
+from common import append_row, commit, cpu_model, machine  # noqa: E402
 
 ONE = "## One\n\n| a | b |\n|---|---|"
 TWO = "## Two\n\nIntro.\n\n| c |\n|---|"
@@ -47,4 +47,5 @@ def test_header_must_have_a_heading_and_a_table_head(tmp_path):
 def test_machine_and_commit_describe_this_checkout():
     assert "cores" in machine() and "threads" in machine()
     assert "(3 used)" in machine(3)
+    assert cpu_model() in machine()  # the model name where /proc/cpuinfo gives one, e.g. "x86_64 AMD EPYC"
     assert commit()
