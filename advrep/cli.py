@@ -59,17 +59,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import load_model
-    from .data import load_dataset
-    from .evaluate import evaluate, fit_split, format_table
+    from .data import DataError, load_dataset
+    from .evaluate import evaluate, format_table
 
     method = load_model(args.run)
     cfg = method.cfg
     data_dir = args.data_dir or cfg.data_dir
     train_set = load_dataset(cfg.data, "train", data_dir=data_dir, size=cfg.image_size or None)
     test_set = load_dataset(cfg.data, "test", data_dir=data_dir, size=cfg.image_size or None)
-    # batch norm's statistics come from the images the run trained on (not those hold_out_val kept out)
-    results = evaluate(method, train_set, test_set, probe=not args.no_probe, parzen=args.parzen,
-                       bn_data=fit_split(train_set, cfg.hold_out_val))
+    try:
+        results = evaluate(method, train_set, test_set, probe=not args.no_probe, parzen=args.parzen)
+    except ValueError as exc:  # unlabelled data, or too few images for the run's hold_out_val
+        raise DataError(f"cannot evaluate {args.run} on {cfg.data!r}: {exc}") from None
     print(format_table(results))
     out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if Path(args.run).is_dir() else None)
     if out is not None:

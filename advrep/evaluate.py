@@ -4,8 +4,9 @@ The metric functions live in ``advrep.eval`` and take any features; this module 
 get features from a ``Method`` and which protocols the BiGAN paper reports:
 
 * ``test``: 10k MNIST test images against the 60k training images (the paper's table);
-* ``val``: the reference code's protocol, the last 10k training images against the first 50k. The
-  reference code never trains on those 10k; advrep does so only with ``hold_out_val`` (``fit_split``).
+* ``val``: 10k training images against the other 50k: the last 10k against the first 50k. The
+  reference code never trains on its 10k; advrep leaves them out of training only with ``hold_out_val``
+  (``fit_split``), and otherwise ``val`` queries images the model trained on.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     with ``parzen=True``, the Parzen-window log-likelihood of the test set under its samples.
     ``features``: (train, test) features already computed (e.g. gathered from every rank of a
     distributed run), each {name: [N, F]} in the datasets' order. ``bn_data``: the images batch norm's
-    statistics are recomputed on (default ``train``; a run with ``hold_out_val`` passes the images it
-    trained on, so the held-out ones stay unseen).
+    statistics are recomputed on; by default the images the run trained on (``train``, less the
+    validation split for a run with ``hold_out_val``), so held-out images stay unseen.
 
     Example::
 
@@ -119,7 +120,7 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
         raise ValueError(f"evaluation needs labels, but dataset {train.name!r} has none.")
     device = next(method.nets.parameters()).device
     if refresh_bn:
-        refresh_batch_norm(method, bn_data if bn_data is not None else train)
+        refresh_batch_norm(method, bn_data if bn_data is not None else fit_split(train, method.cfg.hold_out_val))
     method.nets.eval()
     if features is None:
         features = (compute_features(method.features, train.x, device=device),

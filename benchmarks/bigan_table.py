@@ -39,7 +39,7 @@ from advrep.config import parse_overrides  # noqa: E402
 from advrep.data import Dataset, load_dataset  # noqa: E402
 from advrep.distributed import pick_device  # noqa: E402
 from advrep.eval import knn_accuracy, train_val_split  # noqa: E402
-from advrep.evaluate import evaluate, fit_split  # noqa: E402
+from advrep.evaluate import evaluate  # noqa: E402
 from advrep.methods import make_config  # noqa: E402
 from advrep.train import train  # noqa: E402
 
@@ -82,6 +82,10 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     done = run_dir / "benchmark.json"
     if args.resume and done.is_file():
         cached = json.loads(done.read_text())
+        if bool(cached.get("hold_out_val")) != bool(args.hold_out_val):
+            was = "with" if cached.get("hold_out_val") else "without"
+            raise SystemExit(f"[{key}] {done} is of a row trained {was} --hold-out-val; run {was} it as that "
+                             "row was, or choose another --run-root.")
         if not cached.get("stopped_early"):
             print(f"[{key}] reading {done} (delete it to evaluate the run again)", flush=True)
             return cached
@@ -105,8 +109,7 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     method = load_model(run_dir, device=device)
     t0 = time.perf_counter()
     held_out = cfg.hold_out_val  # then also 1NN of the 10k never trained on against the 50k trained on
-    results = evaluate(method, train_set, test_set, probe=True, protocols=("test", "val") if held_out else ("test",),
-                       bn_data=fit_split(train_set, held_out))
+    results = evaluate(method, train_set, test_set, probe=True, protocols=("test", "val") if held_out else ("test",))
     # epochs_run: where training stopped, fewer than asked when --set max_minutes=M ran out first;
     # wall_s covers this process's epochs only (start_epoch on)
     wall_s, trained = summary.get("wall_s", 0.0), summary["epochs"] - summary.get("start_epoch", 0)
@@ -116,7 +119,7 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     kept = read_best(run_dir) if cfg.keep_best else None
     if kept is not None:  # trained with keep_best: the test score of the weights validation chose
         best = evaluate(load_model(run_dir / "best", device=device), train_set, test_set, probe=False,
-                        protocols=("test",), bn_data=fit_split(train_set, held_out))
+                        protocols=("test",))
         results.update({"best_val_metric": kept["metric"], "best_val_value": kept["value"],
                         "best_epoch": kept["epoch"], "best_1nn_test": best[f"1nn_test.{row.feature}"]})
     done.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -196,8 +199,12 @@ def main() -> int:
         ap.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
     rows = {k: ROWS[k] for k in args.rows.split(",")}
     budget = f"{args.epochs}+{args.decay_epochs} epochs" + (f", subset {args.subset}" if args.subset else "")
+    if args.hold_out_val and args.subset and args.subset <= 10000:
+        ap.error(f"--hold-out-val holds out the last 10000 training images; --subset {args.subset} leaves none "
+                 "to train on. Give --subset above 10000, or drop one of the two.")
     args.run_root = args.run_root or str(REPO / "runs" / (f"bigan-table-{args.epochs}+{args.decay_epochs}"
-                                                          + (f"-subset{args.subset}" if args.subset else "")))
+                                                          + (f"-subset{args.subset}" if args.subset else "")
+                                                          + ("-heldout" if args.hold_out_val else "")))
 
     train_set = load_dataset("mnist", "train", data_dir=args.data_dir)
     test_set = load_dataset("mnist", "test", data_dir=args.data_dir)

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bigan_table  # noqa: E402
@@ -79,3 +81,7 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     # a row trained on every image has no held-out score: dashes, not its contaminated validation score
     plain = {**results, "hold_out_val": False}
     assert "| — | — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=96.9, raw_val=97.1)[-1]
+    # --resume never mixes the two protocols: the finished held-out row is refused without the flag
+    args.resume, args.hold_out_val = True, False
+    with pytest.raises(SystemExit, match="trained with --hold-out-val; run with it"):
+        bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)

@@ -180,6 +180,15 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
     with pytest.raises(TrainingError, match="hold_out_val: run has True, asked False"):
         train(cfg.updated({"hold_out_val": False, "epochs": 3}), tmp_path, resume=True, train_set=marked,
               test_set=test_set)
+    seen.clear()
+    resumed = train(cfg.updated({"epochs": 3}), tmp_path, resume=True, train_set=marked, test_set=test_set)
+    assert resumed["step"] == 3 * 3 and len(seen) == 3 and torch.cat(seen).eq(0).all()
+    # evaluating the saved run later refreshes batch norm on the same 240 images by default
+    bn_sets.clear()
+    ev.evaluate(load_model(tmp_path), marked, test_set, probe=False, protocols=("val",))
+    assert len(bn_sets) == 1 and len(bn_sets[0]) == 240
+    with pytest.raises(TrainingError, match="no labels to score; set hold_out_val=false"):
+        train(cfg, tmp_path / "unlabelled", train_set=Dataset(x, None, "unlabelled"), test_set=test_set)
     with pytest.raises(TrainingError, match="hold_out_val holds out the last 10000.*has only 1437"):
         train(small(hold_out_val=True), tmp_path / "small", train_set=digits[0], test_set=digits[1])
 

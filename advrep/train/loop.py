@@ -418,6 +418,9 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     size = cfg.image_size or None  # only image folders take a size; others say so if it is set
     train_set = train_set or load_dataset(cfg.data, "train", data_dir=cfg.data_dir, size=size)
     test_set = test_set or load_dataset(cfg.data, "test", data_dir=cfg.data_dir, size=size)
+    if cfg.hold_out_val and (train_set.y is None or test_set.y is None):
+        raise TrainingError(f"hold_out_val keeps the last 10000 images of {train_set.name!r} out of training to "
+                            "score 1NN on them, but the data has no labels to score; set hold_out_val=false.")
     try:
         fit_set = fit_split(train_set, cfg.hold_out_val)  # the images trained on
     except ValueError as exc:
