@@ -44,10 +44,9 @@ def cpu_model() -> str:
     model = fields.get("model name", "")
     if not model:
         return ""
-    if "flags" not in fields:  # x86 names its features "flags"; elsewhere say nothing about bf16
-        return f"{platform.machine()} {model}"
-    bf16 = "native bf16" if set(fields["flags"].split()) & {"avx512_bf16", "amx_bf16"} else "no native bf16"
-    return f"{platform.machine()} {model}, {bf16}"
+    from advrep.hardware import cpu_bf16_is_fast  # here, like torch: scripts that only launch start fast
+
+    return f"{platform.machine()} {model}, {'native' if cpu_bf16_is_fast() else 'no native'} bf16"
 
 
 def commit() -> str:
