@@ -37,6 +37,7 @@ CHOICES = {
     "arch": ("mlp", "dcgan", "resnet"),
     "device": ("cpu", "cuda", "mps", "auto"),
     "precision": ("fp32", "bf16", "fp16"),
+    "val_split": ("last", "bigan_code"),  # advrep.eval.splits.VAL_SPLITS
 }
 POSITIVE = ("latent_dim", "hidden", "batch_size", "lr", "width", "encoder_lr_mult", "encoder_scale")
 
@@ -127,14 +128,17 @@ class Config:
     log_every: int = 50  # steps between metrics.jsonl lines
     keep_checkpoints: int = 2
     # "1nn_val.<feature>", e.g. "1nn_val.penultimate": at every evaluation also score 1NN on the
-    # validation split (the last 10k training images against the rest) and keep the weights where it
+    # validation split (val_split: 10k training images against the rest) and keep the weights where it
     # peaked in RUN/best/ (load_model("RUN/best")). Selection never sees the test set. "": off.
     keep_best: str = ""
-    # Train on the first N - 10000 training images only, so the validation split (the last 10000) holds
+    # Train on the other N - 10000 training images only, so the validation split (val_split) holds
     # images the model never saw, and score 1NN on it at every evaluation ("1nn_val.*": the held-out
     # images against the ones trained on). This is the BiGAN reference code's protocol: its
     # train_mnist.sh trains on 50k MNIST images and reports 1NN of 10k held-out ones against them.
     hold_out_val: bool = False
+    # Which 10000 training images are the validation split (1nn_val.*, keep_best, hold_out_val):
+    # "last" | "bigan_code", the BiGAN reference code's seeded shuffle (advrep.eval.splits).
+    val_split: str = "last"
     device: str = "cpu"  # cpu | cuda | mps | auto
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU, CUDA) | fp16 (autocast + loss scaling; CUDA)
     threads: int = 0  # torch intra-op threads; 0 = torch's default

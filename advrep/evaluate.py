@@ -4,9 +4,10 @@ The metric functions live in ``advrep.eval`` and take any features; this module 
 get features from a ``Method`` and which protocols the BiGAN paper reports:
 
 * ``test``: 10k MNIST test images against the 60k training images (the paper's table);
-* ``val``: 10k training images against the other 50k: the last 10k against the first 50k. The
-  reference code never trains on its 10k; advrep leaves them out of training only with ``hold_out_val``
-  (``fit_split``), and otherwise ``val`` queries images the model trained on.
+* ``val``: 10k training images against the other 50k: by default the last 10k against the first 50k,
+  with the run's ``val_split="bigan_code"`` the reference code's own seeded 10k. The reference code
+  never trains on its 10k; advrep leaves them out of training only with ``hold_out_val`` (``fit_split``),
+  and otherwise ``val`` queries images the model trained on.
 """
 
 from __future__ import annotations
@@ -80,18 +81,19 @@ def refresh_batch_norm(method: Method, data: Dataset, *, batches: int = 100, bat
     method.nets.train(was_training)
 
 
-def fit_split(train: Dataset, hold_out_val: bool) -> Dataset:
-    """The images a run trains on: all of ``train``, or with ``hold_out_val`` all but the validation
-    split (the last 10000), which the ``val`` protocol then queries as unseen images.
+def fit_split(train: Dataset, hold_out_val: bool, val_split: str = "last") -> Dataset:
+    """The images a run trains on: all of ``train``, or with ``hold_out_val`` all but the 10000 images
+    of the validation split ``val_split`` (``train_val_split``), which the ``val`` protocol then
+    queries as unseen images.
 
     Raises ValueError when ``hold_out_val`` leaves no reference images (10000 training images or fewer).
     """
     if not hold_out_val:
         return train
     if len(train) <= 10000:
-        raise ValueError(f"hold_out_val holds out the last 10000 training images, but {train.name!r} has "
+        raise ValueError(f"hold_out_val holds out 10000 training images, but {train.name!r} has "
                          f"only {len(train)}; set hold_out_val=false or use a larger dataset.")
-    return train.subset(train_val_split(len(train), 10000)[0])
+    return train.subset(train_val_split(len(train), 10000, order=val_split)[0])
 
 
 def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = True, protocols=("test", "val"),
@@ -120,7 +122,8 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
         raise ValueError(f"evaluation needs labels, but dataset {train.name!r} has none.")
     device = next(method.nets.parameters()).device
     if refresh_bn:
-        refresh_batch_norm(method, bn_data if bn_data is not None else fit_split(train, method.cfg.hold_out_val))
+        refresh_batch_norm(method, bn_data if bn_data is not None
+                           else fit_split(train, method.cfg.hold_out_val, method.cfg.val_split))
     method.nets.eval()
     if features is None:
         features = (compute_features(method.features, train.x, device=device),
@@ -136,7 +139,7 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
         elif protocol == "val":
             if len(train) <= 10000:
                 continue  # too small for the 50k/10k protocol (e.g. the embedded digits)
-            ref, val = train_val_split(len(train), 10000)
+            ref, val = train_val_split(len(train), 10000, order=method.cfg.val_split)
             pairs = {name: (f[ref], f[val]) for name, f in train_f.items()}
             ref_y, query_y = train.y[ref], train.y[val]
         else:

@@ -17,12 +17,12 @@ import bigan_table  # noqa: E402
 from advrep.checkpoint import read_best  # noqa: E402
 
 
-def row_args(tmp_path, *, keep_best=False, hold_out_val=False, epochs=2, decay_epochs=1, eval_every=0, batch=512,
-             extra=()):
+def row_args(tmp_path, *, keep_best=False, hold_out_val=False, val_split="last", epochs=2, decay_epochs=1,
+             eval_every=0, batch=512, extra=()):
     """bigan_table's arguments for one small row (32-unit networks, 4-d code) trained into tmp_path."""
     return argparse.Namespace(run_root=str(tmp_path), resume=False, epochs=epochs, decay_epochs=decay_epochs,
                               eval_every=eval_every, data_dir=None, no_progress=True, keep_best=keep_best,
-                              hold_out_val=hold_out_val,
+                              hold_out_val=hold_out_val, val_split=val_split,
                               set=["hidden=32", "latent_dim=4", f"batch_size={batch}", *extra])
 
 
@@ -65,10 +65,10 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
 
 def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(tmp_path, noisy_digits):
     train_set, test_set = noisy_digits
-    args = row_args(tmp_path, hold_out_val=True, epochs=1, decay_epochs=0, batch=64)
+    args = row_args(tmp_path, hold_out_val=True, val_split="bigan_code", epochs=1, decay_epochs=0, batch=64)
     row = bigan_table.ROWS["ae_l2"]
     results = bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
-    assert results["hold_out_val"] is True and results["epochs_run"] == 1
+    assert results["hold_out_val"] is True and results["epochs_run"] == 1 and results["val_split"] == "bigan_code"
     # the benchmark's own evaluation agrees with the end-of-training one on both protocols
     last = [json.loads(line) for line in (tmp_path / "ae_l2" / "metrics.jsonl").read_text().splitlines()
             if '"eval"' in line][-1]
@@ -84,4 +84,8 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     # --resume never mixes the two protocols: the finished held-out row is refused without the flag
     args.resume, args.hold_out_val = True, False
     with pytest.raises(SystemExit, match="trained with --hold-out-val; run with it"):
+        bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
+    # ... nor two validation splits: a row held out on the reference code's 10k is refused on the last 10k
+    args.hold_out_val, args.val_split = True, "last"
+    with pytest.raises(SystemExit, match="validation split is 'bigan_code', not 'last'; pass --val-split bigan_code"):
         bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)

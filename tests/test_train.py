@@ -146,15 +146,17 @@ def test_keep_best_keeps_the_weights_where_the_validation_score_peaked(tmp_path,
                                    {**info, "value": last["1nn_val.penultimate"], "epoch": 5, "step": last["step"]})
 
 
-def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noisy_digits, monkeypatch):
+@pytest.mark.parametrize("val_split", ["last", "bigan_code"])
+def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noisy_digits, monkeypatch, val_split):
     import advrep.evaluate as ev
     from advrep.data import Dataset
+    from advrep.eval import train_val_split
     from advrep.train import loop
 
     train_set, test_set = noisy_digits
     x = train_set.x.clone()
     x[:, 0, 0, 0] = 0.0
-    x[-10000:, 0, 0, 0] = 0.5  # marks the validation split's images
+    x[train_val_split(len(x), 10000, order=val_split)[1], 0, 0, 0] = 0.5  # marks the validation split's images
     marked = Dataset(x, train_set.y, "marked")
     seen, bn_sets = [], []
     real_step, real_refresh = loop.train_step, ev.refresh_batch_norm
@@ -169,7 +171,7 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
 
     monkeypatch.setattr(loop, "train_step", step)
     monkeypatch.setattr(ev, "refresh_batch_norm", refresh)
-    cfg = small(hold_out_val=True, epochs=2, decay_epochs=0, eval_every=1)
+    cfg = small(hold_out_val=True, val_split=val_split, epochs=2, decay_epochs=0, eval_every=1)
     summary = train(cfg, tmp_path, train_set=marked, test_set=test_set)
     assert summary["step"] == 2 * (240 // 64)  # 10,240 images less the 10,000 held out, batches of 64
     assert torch.cat(seen).eq(0).all()  # no batch held a validation image ...
@@ -180,6 +182,10 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
     with pytest.raises(TrainingError, match="hold_out_val: run has True, asked False"):
         train(cfg.updated({"hold_out_val": False, "epochs": 3}), tmp_path, resume=True, train_set=marked,
               test_set=test_set)
+    other = "last" if val_split == "bigan_code" else "bigan_code"
+    with pytest.raises(TrainingError, match=f"val_split: run has '{val_split}', asked '{other}'"):
+        train(cfg.updated({"val_split": other, "epochs": 3}), tmp_path, resume=True, train_set=marked,
+              test_set=test_set)
     seen.clear()
     resumed = train(cfg.updated({"epochs": 3}), tmp_path, resume=True, train_set=marked, test_set=test_set)
     assert resumed["step"] == 3 * 3 and len(seen) == 3 and torch.cat(seen).eq(0).all()
@@ -189,7 +195,7 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
     assert len(bn_sets) == 1 and len(bn_sets[0]) == 240
     with pytest.raises(TrainingError, match="no labels to score; set hold_out_val=false"):
         train(cfg, tmp_path / "unlabelled", train_set=Dataset(x, None, "unlabelled"), test_set=test_set)
-    with pytest.raises(TrainingError, match="hold_out_val holds out the last 10000.*has only 1437"):
+    with pytest.raises(TrainingError, match="hold_out_val holds out 10000 training images.*has only 1437"):
         train(small(hold_out_val=True), tmp_path / "small", train_set=digits[0], test_set=digits[1])
 
 

@@ -9,7 +9,7 @@ from .fid import FeatureStats, domain_fid, feature_stats_of, frechet_distance, k
 from .knn import knn_accuracy, nearest_neighbours
 from .probe import bn_crelu, feature_stats, linear_probe
 from .recon import random_derangement, reconstruction_errors
-from .splits import train_val_split
+from .splits import VAL_SPLITS, train_val_split
 
 __all__ = [
     "ClassifierError",
@@ -31,4 +31,5 @@ __all__ = [
     "random_derangement",
     "reconstruction_errors",
     "train_val_split",
+    "VAL_SPLITS",
 ]

@@ -226,7 +226,7 @@ def check_keep_best(cfg: Config, run_dir: Path, train_set: Dataset, test_set: Da
         raise TrainingError(f"keep_best={metric!r} scores labelled validation images, but {train_set.name!r} "
                             "has no labels; set keep_best=''.")
     if len(train_set) <= 10000:
-        raise TrainingError(f"keep_best={metric!r} needs more than 10000 training images (the last 10000 are "
+        raise TrainingError(f"keep_best={metric!r} needs more than 10000 training images (10000 of them are "
                             f"the validation split), but {train_set.name!r} has {len(train_set)}; set keep_best=''.")
     if not cfg.eval_every or cfg.eval_every >= total:
         raise TrainingError(f"keep_best={metric!r} chooses among the evaluations during training, but "
@@ -365,7 +365,7 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
         # Settings that shape the networks, or choose the images trained on, must match; schedules and
         # logging may change on resume.
         shape_keys = ("method", "latent_dim", "hidden", "prior", "stochastic_encoder", "data", "arch",
-                      "width", "encoder_scale", "hold_out_val")
+                      "width", "encoder_scale", "hold_out_val", "val_split")
         diffs = [f"{k}: run has {getattr(old, k)!r}, asked {getattr(cfg, k)!r}" for k in shape_keys
                  if getattr(old, k) != getattr(cfg, k)]
         if diffs:
@@ -419,10 +419,10 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     train_set = train_set or load_dataset(cfg.data, "train", data_dir=cfg.data_dir, size=size)
     test_set = test_set or load_dataset(cfg.data, "test", data_dir=cfg.data_dir, size=size)
     if cfg.hold_out_val and (train_set.y is None or test_set.y is None):
-        raise TrainingError(f"hold_out_val keeps the last 10000 images of {train_set.name!r} out of training to "
+        raise TrainingError(f"hold_out_val keeps 10000 images of {train_set.name!r} out of training to "
                             "score 1NN on them, but the data has no labels to score; set hold_out_val=false.")
     try:
-        fit_set = fit_split(train_set, cfg.hold_out_val)  # the images trained on
+        fit_set = fit_split(train_set, cfg.hold_out_val, cfg.val_split)  # the images trained on
     except ValueError as exc:
         raise TrainingError(str(exc)) from None
     if len(fit_set) < cfg.batch_size:
