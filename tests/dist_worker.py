@@ -4,7 +4,9 @@ writes every rank's networks, so the test can compare ranks with each other and 
     python -m torch.distributed.run --nproc_per_node=2 ... tests/dist_worker.py OUT RUNS_JSON
 
 RUNS_JSON maps a run name to its settings (``method`` plus Config fields); each run trains into OUT/NAME
-and rank r writes OUT/NAME/rank{r}.safetensors. The process group is created here, so ``train`` leaves
+and rank r writes OUT/NAME/rank{r}.safetensors, and OUT/NAME/fed-rank{r}.json: how many images its
+training steps took, the largest first pixel among them and among its batch-norm refreshes' images,
+and the sizes of those refreshes' data sets. The process group is created here, so ``train`` leaves
 it up between runs.
 """
 
@@ -40,19 +42,37 @@ def check_collectives(out: Path) -> None:
 def main(out: Path, runs: dict[str, dict]) -> None:
     torch.set_num_threads(1)
     built = []
-    real_build = loop.build_method
+    real_build, real_step, real_refresh = loop.build_method, loop.train_step, loop.refresh_batch_norm
+    # what this rank fed to training steps and to batch-norm refreshes: the first pixel of every image
+    # (a test marks held-out images there) and the size of each refresh's data set
+    fed: dict[str, list] = {"train": [], "bn": [], "bn_sizes": []}
 
     def keep(*args, **kwargs):  # the loop builds the method; keep a handle on its networks
         built.append(real_build(*args, **kwargs))
         return built[-1]
 
-    loop.build_method = keep
+    def step(method, optimizers, params, xb, *args, **kwargs):
+        fed["train"] += xb[:, 0, 0, 0].tolist()
+        return real_step(method, optimizers, params, xb, *args, **kwargs)
+
+    def refresh(method, data, **kwargs):
+        fed["bn"] += data.x[:, 0, 0, 0].tolist()
+        fed["bn_sizes"].append(len(data))
+        return real_refresh(method, data, **kwargs)
+
+    loop.build_method, loop.train_step, loop.refresh_batch_norm = keep, step, refresh
     dist.init(torch.device("cpu"))
     check_collectives(out)
     for name, settings in runs.items():
         settings = dict(settings)
         cfg = make_config(settings.pop("method"), **settings)
+        for v in fed.values():
+            v.clear()
         loop.train(cfg, out / name)
+        fed_max = {k: max(fed[k], default=None) for k in ("train", "bn")}
+        (out / name / f"fed-rank{dist.rank()}.json").write_text(json.dumps(
+            {"train_images": len(fed["train"]), "train_max": fed_max["train"], "bn_max": fed_max["bn"],
+             "bn_sizes": fed["bn_sizes"]}))
         state = {k: v.detach().contiguous() for k, v in built[-1].nets.state_dict().items()}
         save_file(state, str(out / name / f"rank{dist.rank()}.safetensors"))
     dist.shutdown()

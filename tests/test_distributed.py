@@ -13,15 +13,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 import advrep.distributed as dist
 import advrep.train.loop as loop
-from advrep.checkpoint import latest_checkpoint, load_state, read_weights
+from advrep.checkpoint import latest_checkpoint, load_model, load_state, read_weights
 from advrep.config import ConfigError
 from advrep.data import load_dataset
+from advrep.eval import train_val_split
+from advrep.evaluate import evaluate
 from advrep.methods import build_method, make_config
 from advrep.train.loop import epoch_order, make_optimizers, train, train_step
 from advrep.train.precision import Precision
@@ -48,11 +51,27 @@ def digits():
     return load_dataset("digits", "train"), load_dataset("digits", "test")
 
 
+def marked_digits(path: Path) -> Path:
+    """10,240 noisy digits as an .npz (x_train, y_train, x_test, y_test) whose first pixel is 0.5 on the
+    10k images of the bigan_code validation split and 0 on every other image."""
+    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+    gen = torch.Generator().manual_seed(0)
+    reps = -(-10240 // len(train))
+    x = (train.x.repeat(reps, 1, 1, 1)[:10240] + 0.15 * torch.randn(10240, 1, 8, 8, generator=gen)).clamp(0, 1)
+    x[:, 0, 0, 0] = 0.0
+    x[train_val_split(10240, 10000, order="bigan_code")[1], 0, 0, 0] = 0.5
+    np.savez(path, x_train=x.numpy(), y_train=train.y.repeat(reps)[:10240].numpy(), x_test=test.x.numpy(),
+             y_test=test.y.numpy())
+    return path
+
+
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("two_ranks")
+    held_out = {**TINY, "data": str(marked_digits(out / "marked.npz")), "hold_out_val": True,
+                "val_split": "bigan_code", "epochs": 1, "decay_epochs": 1, "eval_every": 1}
     runs = {"bigan": {"method": "bigan", **TINY}, "ae": {"method": "autoencoder", **TINY},
-            "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}}
+            "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}, "heldout": {"method": "bigan", **held_out}}
     torchrun(str(REPO / "tests" / "dist_worker.py"), str(out), json.dumps(runs), tmp=out)
     return out
 
@@ -142,6 +161,22 @@ def test_two_processes_match_one_process_with_the_same_global_batch(two_ranks, d
     assert len(a) == len(b) == STEPS
     assert a[0] - a[-1] > 0.5  # it learns: the 1% band is narrow next to the change
     assert max(abs(x - y) / x for x, y in zip(a, b, strict=True)) < 0.01  # ~0.002 here
+
+
+def test_a_held_out_run_never_trains_or_normalises_on_the_held_out_images(two_ranks):
+    """hold_out_val under torchrun: no rank's training step or batch-norm refresh sees an image of the
+    validation split (marked 0.5), and rank 0 scores the held-out images as one process does."""
+    run = two_ranks / "heldout"
+    for r in range(2):
+        fed = json.loads((run / f"fed-rank{r}.json").read_text())
+        # 240 trained-on images, global batch 64: 3 steps an epoch, 32 images a rank, 2 epochs
+        assert fed["train_images"] == 2 * 3 * 32 and fed["train_max"] == 0.0
+        assert fed["bn_sizes"] == [240, 240] and fed["bn_max"] == 0.0  # the evaluations after epochs 1 and 2
+    summary = json.loads((run / "summary.json").read_text())
+    data = load_dataset(two_ranks / "marked.npz", "train"), load_dataset(two_ranks / "marked.npz", "test")
+    again = evaluate(load_model(run), *data, probe=False)
+    for key in ("1nn_val.penultimate", "1nn_test.penultimate", "1nn_val.z"):
+        assert again[key] == pytest.approx(summary[key], abs=0.011), key  # a near tie may flip one query
 
 
 def test_collectives_average_gather_and_agree(two_ranks):
