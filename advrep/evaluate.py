@@ -123,7 +123,8 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     device = next(method.nets.parameters()).device
     if refresh_bn:
         refresh_batch_norm(method, bn_data if bn_data is not None
-                           else fit_split(train, method.cfg.hold_out_val, method.cfg.val_split))
+                           else fit_split(train, method.cfg.hold_out_val, method.cfg.val_split),
+                           batches=method.cfg.bn_batches)
     method.nets.eval()
     if features is None:
         features = (compute_features(method.features, train.x, device=device),

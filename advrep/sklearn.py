@@ -170,7 +170,7 @@ class AdversarialEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
             method = load_model(run_dir, device=cfg.device)
             # As `advrep eval` does: batch-norm statistics averaged over training batches, not the loop's
             # moving average of the last few.
-            refresh_batch_norm(method, data, seed=cfg.seed)
+            refresh_batch_norm(method, data, seed=cfg.seed, batches=cfg.bn_batches)
         method.nets.eval()
         self.method_, self.config_ = method, method.cfg
         self.run_dir_ = run_dir if self.runs_dir is not None else None

@@ -158,7 +158,7 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
     x[:, 0, 0, 0] = 0.0
     x[train_val_split(len(x), 10000, order=val_split)[1], 0, 0, 0] = 0.5  # marks the validation split's images
     marked = Dataset(x, train_set.y, "marked")
-    seen, bn_sets = [], []
+    seen, bn_sets, bn_batches = [], [], []
     real_step, real_refresh = loop.train_step, ev.refresh_batch_norm
 
     def step(method, optimizers, params, xb, *args, **kwargs):
@@ -167,15 +167,17 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
 
     def refresh(method, data, **kwargs):
         bn_sets.append(data)
+        bn_batches.append(kwargs.get("batches"))
         return real_refresh(method, data, **kwargs)
 
     monkeypatch.setattr(loop, "train_step", step)
     monkeypatch.setattr(ev, "refresh_batch_norm", refresh)
-    cfg = small(hold_out_val=True, val_split=val_split, epochs=2, decay_epochs=0, eval_every=1)
+    cfg = small(hold_out_val=True, val_split=val_split, epochs=2, decay_epochs=0, eval_every=1, bn_batches=3)
     summary = train(cfg, tmp_path, train_set=marked, test_set=test_set)
     assert summary["step"] == 2 * (240 // 64)  # 10,240 images less the 10,000 held out, batches of 64
     assert torch.cat(seen).eq(0).all()  # no batch held a validation image ...
     assert len(bn_sets) == 2 and all(len(d) == 240 and d.x[:, 0, 0, 0].eq(0).all() for d in bn_sets)  # ... nor BN
+    assert bn_batches == [3, 3]  # the run's bn_batches, not the default 100
     # every evaluation scores the held-out images against the trained-on ones, beside the test set
     evals = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
     assert len(evals) == 2 and all("1nn_val.penultimate" in r and "1nn_test.penultimate" in r for r in evals)

@@ -205,7 +205,7 @@ def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: boo
     features = None
     if dist.is_distributed():
         device = next(method.nets.parameters()).device
-        refresh_batch_norm(method, fit_set if fit_set is not None else train_set)
+        refresh_batch_norm(method, fit_set if fit_set is not None else train_set, batches=method.cfg.bn_batches)
         method.nets.eval()
         features = tuple({name: dist.gather_rows(f) for name, f in compute_features(
             method.features, data.x[dist.shard(len(data))], device=device).items()}
