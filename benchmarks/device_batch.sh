@@ -9,10 +9,12 @@
 #   ADVREP_DATA_DIR=... DEVICE=cpu QUICK=1 bash benchmarks/device_batch.sh /tmp/out 0.05   # a dry run
 #   MPS=1 THREADS=3 LIMIT=270 bash benchmarks/device_batch.sh OUT 3.2 t-bigan t-d t-lr t-jlr   # four rows
 #   RESUME=1 ... (same RUN_ROOT, its runs/ carried back to the machine): continue them for MINUTES more
+#   HOLD_OUT=1 ...: the table rows on the authors' held-out protocol (below)
 #
 # BiGAN-table rows (t-*) train as one process each into RUN_ROOT/table/ROW; afterwards
 #   python benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --resume --run-root RUN_ROOT/table
-# reads their benchmark.json files and writes the table. AAE jobs write their BENCHMARKS.md row to
+# reads their benchmark.json files and writes the table (with HOLD_OUT=1: add --hold-out-val and use
+# RUN_ROOT/table-heldout). AAE jobs write their BENCHMARKS.md row to
 # RUN_ROOT/rows/JOB.md, each with its own command, to be copied into BENCHMARKS.md.
 # Jobs run as separate processes (one torch thread each); a job that fails does not stop the others,
 # and its log ends with its exit code. The rows name the commit that git reports where they run: on a
@@ -37,8 +39,11 @@ budget=(--set "threads=${THREADS:-1}" --set checkpoint_every=10 --set "max_minut
 
 # RESUME=1: continue the jobs of an earlier call with the same RUN_ROOT from their checkpoints.
 resume=${RESUME:+--resume}
+# HOLD_OUT=1: the table rows on the authors' held-out protocol (--hold-out-val, their own 10k), into
+# RUN_ROOT/table-heldout, so they never mix with rows trained on all 60k images.
+table_root=$root/table${HOLD_OUT:+-heldout}
 table=(benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --eval-every 10 --set "device=$device"
-       "${budget[@]}" --no-progress --no-write --run-root "$root/table" $resume)
+       "${budget[@]}" --no-progress --no-write --run-root "$table_root" $resume ${HOLD_OUT:+--hold-out-val})
 [ -n "$quick" ] && table+=(--epochs 2 --decay-epochs 1 --eval-every 1 --subset 12000)
 aae=(--device "$device" --no-progress "${budget[@]}" --run-root "$root/aae" $quick $resume)
 declare -A jobs=(
