@@ -139,9 +139,10 @@ class Config:
     # Which 10000 training images are the validation split (1nn_val.*, keep_best, hold_out_val):
     # "last" | "bigan_code", the BiGAN reference code's seeded shuffle (advrep.eval.splits).
     val_split: str = "last"
-    # Training batches (of 128) whose statistics are averaged when batch norm's population statistics are
-    # recomputed before an evaluation. The BiGAN reference code's train_mnist.sh averages 1000
-    # (--deploy_iters 1000); 100 costs a tenth of the time and was the fixed value before this setting.
+    # Training batches (of 128, drawn at random) whose statistics are averaged when batch norm's population
+    # statistics are recomputed before an evaluation. The BiGAN reference code's train_mnist.sh averages
+    # 1000 (--deploy_iters 1000); 100 costs a tenth of the time and was the value before this setting
+    # (then capped at one epoch's worth of batches, which mattered only for datasets under 12,800 images).
     bn_batches: int = 100
     device: str = "cpu"  # cpu | cuda | mps | auto
     precision: str = "fp32"  # fp32 | bf16 (autocast; CPU, CUDA) | fp16 (autocast + loss scaling; CUDA)

@@ -45,7 +45,8 @@ def refresh_batch_norm(method: Method, data: Dataset, *, batches: int = 100, bat
 
     PyTorch keeps an exponential moving average of the last few batches; the reference code instead
     averages over many "deploy" batches before each evaluation, which is steadier. We run the method's
-    ``batch_norm_forward`` (by default its first training phase, forward only) with cumulative averaging.
+    ``batch_norm_forward`` (by default its first training phase, forward only) with cumulative averaging,
+    on ``batches`` batches of ``batch_size`` images drawn at random from ``data`` (a run's ``bn_batches``).
     """
     # Only networks an optimiser trains: a copy no optimiser updates (BigBiGAN's EMA of G) is not run
     # by the training forward pass, so it keeps the statistics it has.
@@ -70,7 +71,7 @@ def refresh_batch_norm(method: Method, data: Dataset, *, batches: int = 100, bat
         method.nets.train()
         n = len(data)
         z_rng = torch.Generator(device=device).manual_seed(seed)
-        for _ in range(min(batches, max(1, n // batch_size))):
+        for _ in range(batches):  # drawn with replacement, so more batches than an epoch holds is fine
             idx = torch.randint(0, n, (min(batch_size, n),), generator=rng)
             y = data.y[idx].to(device) if data.y is not None else None
             method.batch_norm_forward(data.x[idx].to(device), y, z_rng)
@@ -172,14 +173,15 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
 def parzen_metrics(method: Method, train: Dataset, test: Dataset, *, n_samples: int = 10000,
                    n_val: int = 10000, seed: int = 0) -> dict[str, float]:
     """Parzen-window log-likelihood (Goodfellow et al. 2014) of the test images under ``n_samples`` samples
-    G(z): the window width is chosen on the last ``n_val`` training images (at most half the set), as
-    the GAN and AAE papers do. Keys from ``advrep.eval.parzen.parzen_evaluation``; nets in eval mode."""
+    G(z): the window width is chosen on ``n_val`` training images (at most half the set; the run's
+    ``val_split``, by default the last ones), as the GAN and AAE papers do. Keys from
+    ``advrep.eval.parzen.parzen_evaluation``; nets in eval mode."""
     device = next(method.nets.parameters()).device
     method.nets.eval()
     rng = torch.Generator(device=device).manual_seed(seed)
     samples = torch.cat([method.generate(method.sample_prior(min(1000, n_samples - i), rng)).cpu()
                          for i in range(0, n_samples, 1000)])
-    _, val = train_val_split(len(train), min(n_val, len(train) // 2))
+    _, val = train_val_split(len(train), min(n_val, len(train) // 2), order=method.cfg.val_split)
     return parzen_evaluation(samples, train.x[val], test.x)
 
 

@@ -78,19 +78,25 @@ pixels 97.20) or the last 10k with `--val-split last` (raw pixels 97.12). "wall"
 the periodic 1NN checks (a resumed row counts only its last session). Raw pixels are the floor."""
 
 
+def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
+    """--resume never mixes protocols in one table: ``recorded`` (a row's benchmark.json or config.json)
+    must have been trained with the same --hold-out-val and --val-split as this run asks for."""
+    held, split = bool(recorded.get("hold_out_val")), recorded.get("val_split", "last")
+    if held != bool(args.hold_out_val):
+        was = "with" if held else "without"
+        raise SystemExit(f"[{key}] {path} is of a row trained {was} --hold-out-val; run {was} it as that "
+                         "row was, or choose another --run-root.")
+    if split != args.val_split:
+        raise SystemExit(f"[{key}] {path} is of a row whose validation split is {split!r}, not {args.val_split!r}; "
+                         f"pass --val-split {split} as that row was, or choose another --run-root.")
+
+
 def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset) -> dict:
     run_dir = Path(args.run_root) / key
-    done = run_dir / "benchmark.json"
+    done, saved = run_dir / "benchmark.json", run_dir / "config.json"
     if args.resume and done.is_file():
         cached = json.loads(done.read_text())
-        if bool(cached.get("hold_out_val")) != bool(args.hold_out_val):
-            was = "with" if cached.get("hold_out_val") else "without"
-            raise SystemExit(f"[{key}] {done} is of a row trained {was} --hold-out-val; run {was} it as that "
-                             "row was, or choose another --run-root.")
-        if cached.get("val_split", "last") != args.val_split:
-            raise SystemExit(f"[{key}] {done} is of a row whose validation split is "
-                             f"{cached.get('val_split', 'last')!r}, not {args.val_split!r}; pass --val-split "
-                             f"{cached.get('val_split', 'last')} as that row was, or choose another --run-root.")
+        refuse_another_protocol(key, done, cached, args)
         if not cached.get("stopped_early"):
             print(f"[{key}] reading {done} (delete it to evaluate the run again)", flush=True)
             return cached
@@ -106,6 +112,8 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                       eval_every=args.eval_every, sample_every=args.eval_every, data_dir=args.data_dir,
                       progress=not args.no_progress)
     resume = args.resume and latest_checkpoint(run_dir) is not None
+    if resume and saved.is_file():  # an interrupted row: say which flags it needs, before training refuses
+        refuse_another_protocol(key, saved, json.loads(saved.read_text()), args)
     print(f"[{key}] training {row.method} ({row.config}) into {run_dir}" + (" (resuming)" if resume else ""),
           flush=True)
     started = time.perf_counter()
@@ -177,6 +185,15 @@ def write_benchmarks(path: Path, block: str) -> None:
     path.write_text(head + "\n\n" + block.strip("\n") + "\n" + ("\n" + tail if tail else ""))
 
 
+def default_run_root(args) -> Path:
+    """runs/bigan-table-E+D[-subsetN][-heldout][-bigan_code]: rows of another budget or protocol never
+    share a directory (the -heldout root of rows trained before --val-split existed is the last-10k one)."""
+    return REPO / "runs" / (f"bigan-table-{args.epochs}+{args.decay_epochs}"
+                            + (f"-subset{args.subset}" if args.subset else "")
+                            + ("-heldout" if args.hold_out_val else "")
+                            + ("" if args.val_split == "last" else f"-{args.val_split}"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, from {', '.join(ROWS)}")
@@ -205,21 +222,22 @@ def main() -> int:
     args = ap.parse_args()
     if args.val_split is None:
         args.val_split = "bigan_code" if args.hold_out_val else "last"
+    for setting, flag in (("hold_out_val", "--hold-out-val"), ("val_split", "--val-split")):
+        if setting in parse_overrides(args.set):
+            ap.error(f"--set {setting}=...: give {flag} instead, so that the raw-pixel floor, the run root and "
+                     "--resume's checks follow it too.")
     if args.quick:
         args.epochs, args.decay_epochs = 1, 1
     unknown = [k for k in args.rows.split(",") if k not in ROWS]
     if unknown:
         ap.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)}")
     rows = {k: ROWS[k] for k in args.rows.split(",")}
-    budget = f"{args.epochs}+{args.decay_epochs} epochs" + (f", subset {args.subset}" if args.subset else "")
+    budget = (f"{args.epochs}+{args.decay_epochs} epochs" + (f", subset {args.subset}" if args.subset else "")
+              + (", held-out" if args.hold_out_val else "") + f", validation split {args.val_split}")
     if args.hold_out_val and args.subset and args.subset <= 10000:
         ap.error(f"--hold-out-val holds out 10000 training images; --subset {args.subset} leaves none "
                  "to train on. Give --subset above 10000, or drop one of the two.")
-    args.run_root = args.run_root or str(REPO / "runs" / (f"bigan-table-{args.epochs}+{args.decay_epochs}"
-                                                          + (f"-subset{args.subset}" if args.subset else "")
-                                                          + ("-heldout" if args.hold_out_val else "")
-                                                          + (f"-{args.val_split}" if args.hold_out_val
-                                                             or args.val_split != "last" else "")))
+    args.run_root = args.run_root or str(default_run_root(args))
 
     train_set = load_dataset("mnist", "train", data_dir=args.data_dir)
     test_set = load_dataset("mnist", "test", data_dir=args.data_dir)

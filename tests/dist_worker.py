@@ -6,7 +6,7 @@ writes every rank's networks, so the test can compare ranks with each other and 
 RUNS_JSON maps a run name to its settings (``method`` plus Config fields); each run trains into OUT/NAME
 and rank r writes OUT/NAME/rank{r}.safetensors, and OUT/NAME/fed-rank{r}.json: how many images its
 training steps took, the largest first pixel among them and among its batch-norm refreshes' images,
-and the sizes of those refreshes' data sets. The process group is created here, so ``train`` leaves
+and those refreshes' data-set sizes and batch counts. The process group is created here, so ``train`` leaves
 it up between runs.
 """
 
@@ -45,7 +45,7 @@ def main(out: Path, runs: dict[str, dict]) -> None:
     real_build, real_step, real_refresh = loop.build_method, loop.train_step, loop.refresh_batch_norm
     # what this rank fed to training steps and to batch-norm refreshes: the first pixel of every image
     # (a test marks held-out images there) and the size of each refresh's data set
-    fed: dict[str, list] = {"train": [], "bn": [], "bn_sizes": []}
+    fed: dict[str, list] = {"train": [], "bn": [], "bn_sizes": [], "bn_batches": []}
 
     def keep(*args, **kwargs):  # the loop builds the method; keep a handle on its networks
         built.append(real_build(*args, **kwargs))
@@ -58,6 +58,7 @@ def main(out: Path, runs: dict[str, dict]) -> None:
     def refresh(method, data, **kwargs):
         fed["bn"] += data.x[:, 0, 0, 0].tolist()
         fed["bn_sizes"].append(len(data))
+        fed["bn_batches"].append(kwargs.get("batches"))
         return real_refresh(method, data, **kwargs)
 
     loop.build_method, loop.train_step, loop.refresh_batch_norm = keep, step, refresh
@@ -72,7 +73,7 @@ def main(out: Path, runs: dict[str, dict]) -> None:
         fed_max = {k: max(fed[k], default=None) for k in ("train", "bn")}
         (out / name / f"fed-rank{dist.rank()}.json").write_text(json.dumps(
             {"train_images": len(fed["train"]), "train_max": fed_max["train"], "bn_max": fed_max["bn"],
-             "bn_sizes": fed["bn_sizes"]}))
+             "bn_sizes": fed["bn_sizes"], "bn_batches": fed["bn_batches"]}))
         state = {k: v.detach().contiguous() for k, v in built[-1].nets.state_dict().items()}
         save_file(state, str(out / name / f"rank{dist.rank()}.safetensors"))
     dist.shutdown()

@@ -89,3 +89,19 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     args.hold_out_val, args.val_split = True, "last"
     with pytest.raises(SystemExit, match="validation split is 'bigan_code', not 'last'; pass --val-split bigan_code"):
         bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
+    # ... also for a row that stopped before its benchmark.json: its config.json says how it was trained
+    (tmp_path / "ae_l2" / "benchmark.json").unlink()
+    with pytest.raises(SystemExit, match="config.json is of a row whose validation split is 'bigan_code'"):
+        bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
+
+
+def test_rows_of_another_protocol_get_another_default_run_root():
+    def root(**kw):
+        args = argparse.Namespace(**{"epochs": 200, "decay_epochs": 200, "subset": 0, "hold_out_val": False,
+                                     "val_split": "last", **kw})
+        return bigan_table.default_run_root(args).name
+
+    assert root() == "bigan-table-200+200"
+    assert root(hold_out_val=True) == "bigan-table-200+200-heldout"  # where rows before --val-split went
+    assert root(hold_out_val=True, val_split="bigan_code") == "bigan-table-200+200-heldout-bigan_code"
+    assert root(val_split="bigan_code", subset=12000) == "bigan-table-200+200-subset12000-bigan_code"

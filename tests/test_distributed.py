@@ -69,7 +69,7 @@ def marked_digits(path: Path) -> Path:
 def two_ranks(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("two_ranks")
     held_out = {**TINY, "data": str(marked_digits(out / "marked.npz")), "hold_out_val": True,
-                "val_split": "bigan_code", "epochs": 1, "decay_epochs": 1, "eval_every": 1}
+                "val_split": "bigan_code", "epochs": 1, "decay_epochs": 1, "eval_every": 1, "bn_batches": 5}
     runs = {"bigan": {"method": "bigan", **TINY}, "ae": {"method": "autoencoder", **TINY},
             "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}, "heldout": {"method": "bigan", **held_out}}
     torchrun(str(REPO / "tests" / "dist_worker.py"), str(out), json.dumps(runs), tmp=out)
@@ -172,6 +172,7 @@ def test_a_held_out_run_never_trains_or_normalises_on_the_held_out_images(two_ra
         # 240 trained-on images, global batch 64: 3 steps an epoch, 32 images a rank, 2 epochs
         assert fed["train_images"] == 2 * 3 * 32 and fed["train_max"] == 0.0
         assert fed["bn_sizes"] == [240, 240] and fed["bn_max"] == 0.0  # the evaluations after epochs 1 and 2
+        assert fed["bn_batches"] == [5, 5]  # the run's bn_batches, on every rank
     summary = json.loads((run / "summary.json").read_text())
     data = load_dataset(two_ranks / "marked.npz", "train"), load_dataset(two_ranks / "marked.npz", "test")
     again = evaluate(load_model(run), *data, probe=False)

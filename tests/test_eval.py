@@ -338,15 +338,19 @@ def test_the_bigan_code_split_is_the_reference_codes_shuffle():
     assert ref.tolist() == sorted(shuffled[:50000]) and val.tolist() == sorted(shuffled[50000:])
     assert val[:4].tolist() == [9, 16, 48, 55]  # numpy's legacy stream is frozen: these never change
     assert len(set(ref.tolist()) | set(val.tolist())) == 60000
+    from advrep.config import CHOICES
+    from advrep.eval import VAL_SPLITS
+
+    assert CHOICES["val_split"] == VAL_SPLITS  # the config accepts exactly the splits there are
 
 
-def test_raw_pixels_score_the_design_notes_floors_on_both_validation_splits(mnist_dir):
-    """Raw-pixel 1NN of the 10k validation images against the other 50k: 97.20 on the reference code's
-    split (the figure DESIGN.md gives for the authors' protocol), 97.12 on the last 10k."""
+def test_raw_pixels_score_the_design_notes_floor_on_the_reference_codes_split(mnist_dir):
+    """Raw-pixel 1NN of the reference code's 10k validation images against the other 50k is 97.20, the
+    figure DESIGN.md gives for the authors' protocol (the last 10k give 97.12; five other seeded draws
+    97.10-97.44: benchmarks/val_split_floor.py)."""
     from advrep.data import load_dataset
 
     train = load_dataset("mnist", "train", data_dir=mnist_dir, download=False)
     x, y = train.flat(), train.y
-    for order, expected in [("bigan_code", 97.20), ("last", 97.12)]:
-        ref, val = train_val_split(len(train), order=order)
-        assert knn_accuracy(x[ref], y[ref], x[val], y[val], k=1) == pytest.approx(expected, abs=0.005)
+    ref, val = train_val_split(len(train), order="bigan_code")
+    assert knn_accuracy(x[ref], y[ref], x[val], y[val], k=1) == pytest.approx(97.20, abs=0.005)

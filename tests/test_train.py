@@ -201,6 +201,23 @@ def test_hold_out_val_never_trains_on_the_validation_split(tmp_path, digits, noi
         train(small(hold_out_val=True), tmp_path / "small", train_set=digits[0], test_set=digits[1])
 
 
+def test_batch_norm_refresh_averages_as_many_batches_as_asked(noisy_digits):
+    """bn_batches=1000 means 1000 batches (the reference code's deploy_iters), even where the data hold
+    fewer than 1000 * 128 images: batches are drawn with replacement."""
+    from advrep.data import Dataset
+    from advrep.evaluate import refresh_batch_norm
+    from advrep.methods import build_method
+
+    cfg = small().updated({"image_shape": [1, 8, 8]})
+    method = build_method(cfg, (1, 8, 8))
+    calls = []
+    real = method.batch_norm_forward
+    method.batch_norm_forward = lambda x, y, z_rng: calls.append(len(x)) or real(x, y, z_rng)
+    few = Dataset(noisy_digits[0].x[:240], noisy_digits[0].y[:240], "few")
+    refresh_batch_norm(method, few, batches=7)
+    assert calls == [128] * 7
+
+
 def test_keep_best_refuses_what_could_never_keep_anything(tmp_path, digits, noisy_digits):
     from advrep.config import ConfigError
 

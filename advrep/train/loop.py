@@ -369,7 +369,9 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
         diffs = [f"{k}: run has {getattr(old, k)!r}, asked {getattr(cfg, k)!r}" for k in shape_keys
                  if getattr(old, k) != getattr(cfg, k)]
         if diffs:
-            raise TrainingError(f"--resume into {run_dir} with different model settings: " + "; ".join(diffs))
+            raise TrainingError(f"--resume into {run_dir} with settings that differ from the run's (they shape "
+                                "the networks or choose the images trained on and evaluated): " + "; ".join(diffs)
+                                + ". Resume with the run's values (--set KEY=VALUE), or choose another --run-dir.")
     elif latest_checkpoint(run_dir) is not None:
         raise TrainingError(f"run directory {run_dir} already holds checkpoints; pass --resume to continue "
                             "it, or choose another --run-dir.")
