@@ -51,24 +51,21 @@ def digits():
     return load_dataset("digits", "train"), load_dataset("digits", "test")
 
 
-def marked_digits(path: Path) -> Path:
-    """10,240 noisy digits as an .npz (x_train, y_train, x_test, y_test) whose first pixel is 0.5 on the
-    10k images of the bigan_code validation split and 0 on every other image."""
-    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
-    gen = torch.Generator().manual_seed(0)
-    reps = -(-10240 // len(train))
-    x = (train.x.repeat(reps, 1, 1, 1)[:10240] + 0.15 * torch.randn(10240, 1, 8, 8, generator=gen)).clamp(0, 1)
+def marked_digits(path: Path, noisy_digits) -> Path:
+    """conftest's 10,240 noisy digits as an .npz (x_train, y_train, x_test, y_test) whose first pixel is 0.5
+    on the 10k images of the bigan_code validation split and 0 on every other image."""
+    train, test = noisy_digits
+    x = train.x.clone()
     x[:, 0, 0, 0] = 0.0
-    x[train_val_split(10240, 10000, order="bigan_code")[1], 0, 0, 0] = 0.5
-    np.savez(path, x_train=x.numpy(), y_train=train.y.repeat(reps)[:10240].numpy(), x_test=test.x.numpy(),
-             y_test=test.y.numpy())
+    x[train_val_split(len(x), 10000, order="bigan_code")[1], 0, 0, 0] = 0.5
+    np.savez(path, x_train=x.numpy(), y_train=train.y.numpy(), x_test=test.x.numpy(), y_test=test.y.numpy())
     return path
 
 
 @pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory) -> Path:
+def two_ranks(tmp_path_factory, noisy_digits) -> Path:
     out = tmp_path_factory.mktemp("two_ranks")
-    held_out = {**TINY, "data": str(marked_digits(out / "marked.npz")), "hold_out_val": True,
+    held_out = {**TINY, "data": str(marked_digits(out / "marked.npz", noisy_digits)), "hold_out_val": True,
                 "val_split": "bigan_code", "epochs": 1, "decay_epochs": 1, "eval_every": 1, "bn_batches": 5}
     runs = {"bigan": {"method": "bigan", **TINY}, "ae": {"method": "autoencoder", **TINY},
             "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}, "heldout": {"method": "bigan", **held_out}}
