@@ -1,6 +1,7 @@
 """The BiGAN paper's permutation-invariant MNIST table (Donahue et al. 2017, table 1), reproduced: BiGAN
 and its five baselines trained with the same networks and schedule, evaluated the same way, printed
-beside the paper's numbers and written into BENCHMARKS.md.
+beside the paper's numbers (with each row's in-training 1NN curve, read from its metrics.jsonl) and written
+into BENCHMARKS.md.
 
     python benchmarks/bigan_table.py                          # the full budget: 200 + 200 epochs a row
     python benchmarks/bigan_table.py --rows gan,lr --resume   # some rows; finish interrupted ones
@@ -173,6 +174,34 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
     return lines
 
 
+def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
+    """The row's in-training 1NN on its feature, one column per evaluated epoch: test, and the validation
+    split ("held-out val" when the row was trained without it). Read from RUN/ROW/metrics.jsonl; an epoch
+    evaluated again after a resume keeps its last record. No lines when the row logged no evaluation."""
+    metrics = run_dir / "metrics.jsonl"
+    evals: dict[int, dict] = {}
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a line cut short by a killed run: the others still count
+                continue
+            if record.get("kind") == "eval" and f"1nn_test.{row.feature}" in record:
+                evals[int(record["epoch"])] = record
+    if not evals:
+        return []
+    epochs = sorted(evals)
+    config = run_dir / "config.json"
+    held = config.is_file() and bool(json.loads(config.read_text()).get("hold_out_val"))
+    lines = [f"{row.label} ({key}), in-training 1NN on the {row.feature} features:", "",
+             "| epoch | " + " | ".join(map(str, epochs)) + " |", "|---|" + "---|" * len(epochs)]
+    for name, metric in (("test", "1nn_test"), ("held-out val" if held else "val", "1nn_val")):
+        values = [evals[e].get(f"{metric}.{row.feature}") for e in epochs]
+        if any(v is not None for v in values):
+            lines.append(f"| {name} | " + " | ".join("—" if v is None else f"{v:.2f}" for v in values) + " |")
+    return lines
+
+
 def write_benchmarks(path: Path, block: str) -> None:
     """Add ``block`` at the end of this table's section, creating the section if it is new."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
@@ -257,6 +286,9 @@ def main() -> int:
                                k=1, device="cuda" if on_gpu else None)
         print(f"raw-pixel 1NN, validation split ({args.val_split}) {raw_val:.2f}", flush=True)
     lines = table_lines(rows, results, raw, raw_val)
+    for key, row in rows.items():
+        curve = curve_lines(key, row, Path(args.run_root) / key)
+        lines += ["", *curve] if curve else []
     cmd = "python benchmarks/bigan_table.py " + " ".join(sys.argv[1:])
     print("\n".join(lines))
     print(f"command: {cmd}")

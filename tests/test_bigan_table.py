@@ -44,6 +44,16 @@ def test_a_keep_best_row_reports_the_validation_choice_beside_the_final_weights(
     # a row without keep_best shows a dash in that column
     plain = {k: v for k, v in results.items() if not k.startswith("best_")}
     assert "| — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=97.0)[-1]
+    # the in-training curve: one column per evaluated epoch, the test and validation scores of that epoch
+    curve = bigan_table.curve_lines("ae_l2", row, tmp_path / "ae_l2")
+    assert curve[2] == "| epoch | " + " | ".join(map(str, sorted(evals))) + " |"
+    assert curve[4] == "| test | " + " | ".join(f"{evals[e]['1nn_test.penultimate']:.2f}" for e in sorted(evals)) + " |"
+    assert curve[5].startswith("| val | ") and len(curve) == 6 and len(evals) == 3
+    # a line cut short by a killed run is skipped, and a run that logged no evaluation has no curve
+    with (tmp_path / "ae_l2" / "metrics.jsonl").open("a") as f:
+        f.write('{"kind": "eval", "epoch": 9, "1nn_te')
+    assert bigan_table.curve_lines("ae_l2", row, tmp_path / "ae_l2") == curve
+    assert bigan_table.curve_lines("ae_l2", row, tmp_path / "nothing") == []
 
 
 def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_digits):
@@ -81,6 +91,7 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     # a row trained on every image has no held-out score: dashes, not its contaminated validation score
     plain = {**results, "hold_out_val": False}
     assert "| — | — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=96.9, raw_val=97.1)[-1]
+    assert bigan_table.curve_lines("ae_l2", row, tmp_path / "ae_l2")[-1] == f"| held-out val | {v:.2f} |"
     # --resume never mixes the two protocols: the finished held-out row is refused without the flag
     args.resume, args.hold_out_val = True, False
     with pytest.raises(SystemExit, match="trained with --hold-out-val; run with it"):
