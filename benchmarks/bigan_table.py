@@ -176,7 +176,7 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
 
 def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
     """The row's in-training 1NN on its feature, one column per evaluated epoch: test, and the validation
-    split ("held-out val" when the row was trained without it). Read from RUN/ROW/metrics.jsonl; an epoch
+    split ("held-out val" when the row never trained on it: hold_out_val). Read from RUN/ROW/metrics.jsonl; an epoch
     evaluated again after a resume keeps its last record. No lines when the row logged no evaluation."""
     metrics = run_dir / "metrics.jsonl"
     evals: dict[int, dict] = {}
