@@ -42,6 +42,7 @@ from advrep.distributed import pick_device  # noqa: E402
 from advrep.eval import VAL_SPLITS, knn_accuracy, train_val_split  # noqa: E402
 from advrep.evaluate import evaluate  # noqa: E402
 from advrep.methods import make_config  # noqa: E402
+from advrep.report import read_metrics  # noqa: E402
 from advrep.train import train  # noqa: E402
 
 
@@ -178,16 +179,8 @@ def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
     """The row's in-training 1NN on its feature, one column per evaluated epoch: test, and the validation
     split ("held-out val" when the row never trained on it: hold_out_val). Read from RUN/ROW/metrics.jsonl; an epoch
     evaluated again after a resume keeps its last record. No lines when the row logged no evaluation."""
-    metrics = run_dir / "metrics.jsonl"
-    evals: dict[int, dict] = {}
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a line cut short by a killed run: the others still count
-                continue
-            if record.get("kind") == "eval" and f"1nn_test.{row.feature}" in record:
-                evals[int(record["epoch"])] = record
+    evals = {int(r["epoch"]): r for r in read_metrics(run_dir / "metrics.jsonl")
+             if r.get("kind") == "eval" and f"1nn_test.{row.feature}" in r}
     if not evals:
         return []
     epochs = sorted(evals)
