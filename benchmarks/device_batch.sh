@@ -13,8 +13,8 @@
 #
 # BiGAN-table rows (t-*) train as one process each into RUN_ROOT/table/ROW; afterwards
 #   python benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --resume --run-root RUN_ROOT/table
-# reads their benchmark.json files and writes the table (with HOLD_OUT=1: add --hold-out-val and use
-# RUN_ROOT/table-heldout). AAE jobs write their BENCHMARKS.md row to
+# reads their benchmark.json files and writes the table (with HOLD_OUT=1: add --hold-out-val
+# --val-split bigan_code and use RUN_ROOT/table-heldout-bigan_code). AAE jobs write their BENCHMARKS.md row to
 # RUN_ROOT/rows/JOB.md, each with its own command, to be copied into BENCHMARKS.md.
 # Jobs run as separate processes (one torch thread each); a job that fails does not stop the others,
 # and its log ends with its exit code. The rows name the commit that git reports where they run: on a
@@ -39,13 +39,17 @@ budget=(--set "threads=${THREADS:-1}" --set checkpoint_every=10 --set "max_minut
 
 # RESUME=1: continue the jobs of an earlier call with the same RUN_ROOT from their checkpoints.
 resume=${RESUME:+--resume}
-# HOLD_OUT=1: the table rows on the authors' held-out protocol (--hold-out-val, their own 10k), into
-# RUN_ROOT/table-heldout, so they never mix with rows trained on all 60k images.
-table_root=$root/table${HOLD_OUT:+-heldout}
+# HOLD_OUT=1: the table rows on the authors' held-out protocol (--hold-out-val on the 10k their code
+# holds out, --val-split bigan_code), into RUN_ROOT/table-heldout-bigan_code, so they never mix with rows
+# trained on all 60k images or validated on another split.
+table_root=$root/table${HOLD_OUT:+-heldout-bigan_code}
 table=(benchmarks/bigan_table.py --epochs 80 --decay-epochs 80 --keep-best --eval-every 10 --set "device=$device"
-       "${budget[@]}" --no-progress --no-write --run-root "$table_root" $resume ${HOLD_OUT:+--hold-out-val})
+       "${budget[@]}" --no-progress --no-write --run-root "$table_root" $resume
+       ${HOLD_OUT:+--hold-out-val --val-split bigan_code})
 [ -n "$quick" ] && table+=(--epochs 2 --decay-epochs 1 --eval-every 1 --subset 12000)
 aae=(--device "$device" --no-progress "${budget[@]}" --run-root "$root/aae" $quick $resume)
+# Each job is a command line quoted word by word (printf %q), so a RUN_ROOT or PYTHON path with spaces
+# survives; `eval` below only splits it back into those words.
 declare -A jobs=(
   [cluster16]="benchmarks/aae_mnist.py cluster --clusters 16 --epochs 1500 --eval-every 5"
   [cluster30]="benchmarks/aae_mnist.py cluster --clusters 30 --epochs 1500 --eval-every 5"
@@ -54,7 +58,7 @@ declare -A jobs=(
   [semi1000-s0]="benchmarks/aae_mnist.py semi --labels 1000 --seeds 0 --epochs 5000 --eval-every 10"
   [parzen-s0]="benchmarks/aae_mnist.py parzen --seeds 0 --epochs 1000 --eval-every 25"
 )
-for row in bigan d lr jlr ae_l2 ae_l1; do jobs[t-$row]="${table[*]} --rows $row"; done
+for row in bigan d lr jlr ae_l2 ae_l1; do jobs[t-$row]="$(printf '%q ' "${table[@]}") --rows $row"; done
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(t-bigan t-d t-lr t-jlr t-ae_l2 t-ae_l1 cluster16 cluster30 semi100-s0 parzen-s0)
 for name in "${names[@]}"; do
@@ -76,7 +80,7 @@ smi=
 # If this script is stopped, its jobs, the load monitor and the MPS daemon go with it.
 trap 'kill "${pids[@]}" $smi 2>/dev/null; [ -n "$mps" ] && echo quit | nvidia-cuda-mps-control' EXIT
 for name in "${names[@]}"; do
-  cmd=(${jobs[$name]})  # the commands hold no quoted spaces: keep RUN_ROOT and PYTHON free of them
+  eval "cmd=(${jobs[$name]})"
   [[ $name == t-* ]] || cmd+=("${aae[@]}" --benchmarks-file "$root/rows/$name.md")
   echo "[$name] ${cmd[*]}" | tee "$root/logs/$name.log"
   ( OMP_NUM_THREADS=${THREADS:-1} PYTHONUNBUFFERED=1 timeout "$limit" "$py" "${cmd[@]}" >> "$root/logs/$name.log" 2>&1
