@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh clone:  make demo  and  make test.
-# Each creates .venv, installs the CPU build of torch first (a plain `torch` requirement would pull a
-# multi-GB CUDA build), then the project.
+# Each creates .venv, installs torch==2.13.0 first (on this project's machines a local CPU wheel; a plain
+# `torch` requirement resolved with nothing installed would pull a multi-GB CUDA build), then the project.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

@@ -159,7 +159,8 @@ class AdversarialEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, Base
         cfg = self._config(n_samples=X.shape[0])
         if not get_method(cfg.method).has_encoder:
             raise ValueError(f"AdversarialEncoder: method {cfg.method!r} has no encoder to transform with; "
-                             "choose one of bigan, ali, aae, bigbigan, latent_regressor, autoencoder.")
+                             "choose a method with an encoder, e.g. bigan, ali, aae, bigbigan, latent_regressor "
+                             "or autoencoder (`advrep methods` lists them all).")
         data = Dataset(self._to_images(X), None, "sklearn-array")
         with _own_rng_state(), tempfile.TemporaryDirectory(prefix="advrep-sklearn-") as tmp:
             run_dir = self._new_run_dir(cfg) if self.runs_dir is not None else Path(tmp) / "run"
