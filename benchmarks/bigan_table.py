@@ -77,7 +77,9 @@ its epoch (rows trained with `--keep-best`), "held-out val" the authors' code's 
 with `--hold-out-val` on 50k training images only: 1NN of the other 10k, never trained on, against
 those 50k). The validation 10k are the authors' own seeded draw with `--val-split bigan_code` (raw
 pixels 97.20) or the last 10k with `--val-split last` (raw pixels 97.12). "wall" the training time including
-the periodic 1NN checks (a resumed row counts only its last session). Raw pixels are the floor."""
+the periodic 1NN checks: a row stopped by max_minutes and continued with --resume adds up its pieces
+(benchmark.json keeps each piece's epochs, time and scores, probe included); "(resumed)" marks time
+before the first recorded piece that is not counted. Raw pixels are the floor."""
 
 
 def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
@@ -96,6 +98,7 @@ def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
 def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset) -> dict:
     run_dir = Path(args.run_root) / key
     done, saved = run_dir / "benchmark.json", run_dir / "config.json"
+    pieces: list[dict] = []  # the earlier pieces of a run that max_minutes stopped, oldest first
     if args.resume and done.is_file():
         cached = json.loads(done.read_text())
         refuse_another_protocol(key, done, cached, args)
@@ -104,6 +107,7 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
             return cached
         print(f"[{key}] {done} is of a run that max_minutes stopped at epoch {cached['epochs_run']}: "
               "continuing it", flush=True)
+        pieces = cached.get("pieces") or [piece_record(cached, row.feature)]
     keep = {"keep_best": f"1nn_val.{row.feature}"} if args.keep_best else {}
     keep["val_split"] = args.val_split
     if args.hold_out_val:
@@ -133,6 +137,8 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                    s_per_epoch=wall_s / max(1, trained), resumed=resume, epochs_run=summary["epochs"],
                    stopped_early=bool(summary.get("stopped_by_max_minutes")), hold_out_val=held_out,
                    val_split=cfg.val_split)
+    results["pieces"] = [*pieces, piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
+                                               row.feature)]
     kept = read_best(run_dir) if cfg.keep_best else None
     if kept is not None:  # trained with keep_best: the test score of the weights validation chose
         best = evaluate(load_model(run_dir / "best", device=device), train_set, test_set, probe=False,
@@ -141,6 +147,15 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                         "best_epoch": kept["epoch"], "best_1nn_test": best[f"1nn_test.{row.feature}"]})
     done.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
+
+
+def piece_record(results: dict, feature: str) -> dict:
+    """What benchmark.json keeps of one piece of a row's training (one process, up to where max_minutes
+    stopped it or the run ended): its epochs, its wall time and its scores at its last epoch, the probe
+    included, which is measured nowhere else. A row resumed over several sessions keeps them all."""
+    keys = ("start_epoch", "epochs_run", "train_wall_s", "resumed", "stopped_early", "recon_ratio",
+            *(f"{m}.{f}" for m in ("1nn_test", "1nn_val", "probe_test") for f in (feature, "z")))
+    return {k: results[k] for k in keys if k in results}
 
 
 def cell(results: dict, key: str, fmt: str = "{:.2f}") -> str:
@@ -165,7 +180,12 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
         if val:
             v = r.get(f"1nn_val.{row.feature}") if r.get("hold_out_val") else None
             held = "— | — | " if v is None else f"{v:.2f} | {v - row.paper:+.2f} | "
-        wall = f"{r['train_wall_s'] / 60:.1f} min" + (" (resumed)" if r.get("resumed") else "")
+        pieces = r.get("pieces") or []
+        if len(pieces) > 1:  # a row continued with --resume after max_minutes: all of its pieces
+            wall = (f"{sum(p['train_wall_s'] for p in pieces) / 60:.1f} min in {len(pieces)} pieces"
+                    + (" (resumed)" if pieces[0].get("resumed") else ""))  # earlier pieces unrecorded
+        else:
+            wall = f"{r['train_wall_s'] / 60:.1f} min" + (" (resumed)" if r.get("resumed") else "")
         if r.get("stopped_early"):
             wall += f", stopped by max_minutes after epoch {r['epochs_run']}"
         best = f"{r['best_1nn_test']:.2f} ({r['best_epoch']})" if "best_1nn_test" in r else "—"

@@ -69,6 +69,12 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
     done = bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set)
     assert done["epochs_run"] == 3 and done["stopped_early"] is False and done["resumed"] is True
     assert done["s_per_epoch"] > 0
+    # both pieces are kept, each with its epochs, wall time and probe; the wall column adds them up
+    first, last = done["pieces"]
+    assert (first["epochs_run"], first["stopped_early"], last["start_epoch"], last["epochs_run"]) == (1, True, 1, 3)
+    assert first["probe_test.penultimate"] == results["probe_test.penultimate"] and "probe_test.z" in last
+    total = (first["train_wall_s"] + last["train_wall_s"]) / 60
+    assert f"| {total:.1f} min in 2 pieces |" in bigan_table.table_lines({"ae_l1": row}, {"ae_l1": done}, raw=97.0)[-1]
     # and a finished row is read back as it is
     assert bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set) == done
 
