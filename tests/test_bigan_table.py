@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -122,3 +123,27 @@ def test_rows_of_another_protocol_get_another_default_run_root():
     assert root(hold_out_val=True) == "bigan-table-200+200-heldout"  # where rows before --val-split went
     assert root(hold_out_val=True, val_split="bigan_code") == "bigan-table-200+200-heldout-bigan_code"
     assert root(val_split="bigan_code", subset=12000) == "bigan-table-200+200-subset12000-bigan_code"
+
+
+def test_bn_seed_spread_scores_the_same_weights_once_per_batch_norm_draw(tmp_path, noisy_digits):
+    """benchmarks/bn_seed_spread.py: seed 0 reproduces the run's own evaluation; other seeds draw other
+    batches for batch norm's statistics, so the evaluation's own noise can be read off."""
+    import bn_seed_spread
+
+    from advrep.checkpoint import load_model
+    from advrep.evaluate import evaluate, fit_split, refresh_batch_norm
+
+    train_set, test_set = noisy_digits
+    args = row_args(tmp_path, hold_out_val=True, epochs=1, decay_epochs=0, batch=64, extra=["bn_batches=4"])
+    bigan_table.evaluate_row("bigan", bigan_table.ROWS["bigan"], args, train_set, test_set)
+    method = load_model(tmp_path / "bigan")
+    own = evaluate(method, train_set, test_set, probe=False, protocols=("test", "val"))
+    scores = bn_seed_spread.spread(method, train_set, test_set, [0, 1, 2])
+    assert set(scores) == {"test", "val"} and all(len(v) == 3 for v in scores.values())
+    assert scores["test"][0] == own["1nn_test.penultimate"] and scores["val"][0] == own["1nn_val.penultimate"]
+    # the statistics left by seed 2 are not seed 0's
+    norms = [m for m in method.nets.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    after_seed_2 = norms[0].running_mean.clone()
+    refresh_batch_norm(method, fit_split(train_set, True, "last"), batches=4, seed=0)
+    assert not torch.equal(after_seed_2, norms[0].running_mean)
+    assert bn_seed_spread.seed_range("0-3") == [0, 1, 2, 3] and bn_seed_spread.seed_range("5") == [5]

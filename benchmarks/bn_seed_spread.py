@@ -1,0 +1,68 @@
+"""How much a run's 1NN score moves with the draw of batches that batch norm's statistics are averaged
+over before an evaluation (the run's ``bn_batches``, drawn with a seed that is 0 in every evaluation).
+The same weights are scored once per seed; the spread is the evaluation's own noise, apart from training.
+
+    python benchmarks/bn_seed_spread.py runs/table-bigancode-200+200/bigan --seeds 0-3 --data-dir ../shared/data
+
+Prints 1NN on the run's penultimate features (test vs train and, for a run with hold_out_val, the held-out
+validation split) for each seed, then their mean and standard deviation. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from advrep.checkpoint import load_model  # noqa: E402
+from advrep.data import load_dataset  # noqa: E402
+from advrep.evaluate import evaluate, fit_split, refresh_batch_norm  # noqa: E402
+
+
+def seed_range(text: str) -> list[int]:
+    first, _, last = text.partition("-")
+    return list(range(int(first), int(last or first) + 1))
+
+
+def spread(method, train, test, seeds: list[int], feature: str = "penultimate") -> dict[str, list[float]]:
+    """1NN on ``feature`` of the same weights once per batch-norm seed: {protocol: [score per seed]}.
+    Seed 0 is what every evaluation uses, so its scores are the run's own."""
+    cfg = method.cfg
+    protocols = ("test", "val") if cfg.hold_out_val else ("test",)
+    bn_data = fit_split(train, cfg.hold_out_val, cfg.val_split)
+    scores: dict[str, list[float]] = {p: [] for p in protocols}
+    for seed in seeds:
+        t0 = time.perf_counter()
+        refresh_batch_norm(method, bn_data, batches=cfg.bn_batches, seed=seed)
+        results = evaluate(method, train, test, probe=False, protocols=protocols, refresh_bn=False)
+        for p in protocols:
+            scores[p].append(results[f"1nn_{p}.{feature}"])
+        print(f"seed {seed}: " + ", ".join(f"1nn_{p} {scores[p][-1]:.2f}" for p in protocols)
+              + f" ({time.perf_counter() - t0:.0f} s, bn_batches={cfg.bn_batches})", flush=True)
+    return scores
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="run directory (or RUN/best) of an MNIST-trained method")
+    parser.add_argument("--seeds", default="0-3", help="batch-draw seeds, e.g. 0-3 (default)")
+    parser.add_argument("--feature", default="penultimate", help="feature to score (default penultimate)")
+    parser.add_argument("--data-dir", default=None, help="directory holding MNIST (default $ADVREP_DATA_DIR)")
+    args = parser.parse_args()
+    method = load_model(args.run)
+    train = load_dataset(method.cfg.data, "train", data_dir=args.data_dir, download=False)
+    test = load_dataset(method.cfg.data, "test", data_dir=args.data_dir, download=False)
+    for p, values in spread(method, train, test, seed_range(args.seeds), args.feature).items():
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"1nn_{p}.{args.feature}: mean {statistics.mean(values):.2f} ± {sd:.2f} "
+              f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} seeds)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
