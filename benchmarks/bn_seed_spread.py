@@ -25,8 +25,12 @@ from advrep.evaluate import evaluate, fit_split, refresh_batch_norm  # noqa: E40
 
 
 def seed_range(text: str) -> list[int]:
+    """"0-3" -> [0, 1, 2, 3], "5" -> [5]; argparse turns the ValueError into a usage error."""
     first, _, last = text.partition("-")
-    return list(range(int(first), int(last or first) + 1))
+    seeds = list(range(int(first), int(last or first) + 1))
+    if not seeds:
+        raise ValueError(f"--seeds {text!r} is an empty range; give FIRST-LAST with FIRST <= LAST, e.g. 0-3")
+    return seeds
 
 
 def spread(method, train, test, seeds: list[int], feature: str = "penultimate") -> dict[str, list[float]]:
@@ -50,14 +54,14 @@ def spread(method, train, test, seeds: list[int], feature: str = "penultimate") 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory (or RUN/best) of an MNIST-trained method")
-    parser.add_argument("--seeds", default="0-3", help="batch-draw seeds, e.g. 0-3 (default)")
+    parser.add_argument("--seeds", type=seed_range, default="0-3", help="batch-draw seeds, e.g. 0-3 (default)")
     parser.add_argument("--feature", default="penultimate", help="feature to score (default penultimate)")
     parser.add_argument("--data-dir", default=None, help="directory holding MNIST (default $ADVREP_DATA_DIR)")
     args = parser.parse_args()
     method = load_model(args.run)
     train = load_dataset(method.cfg.data, "train", data_dir=args.data_dir, download=False)
     test = load_dataset(method.cfg.data, "test", data_dir=args.data_dir, download=False)
-    for p, values in spread(method, train, test, seed_range(args.seeds), args.feature).items():
+    for p, values in spread(method, train, test, args.seeds, args.feature).items():
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"1nn_{p}.{args.feature}: mean {statistics.mean(values):.2f} ± {sd:.2f} "
               f"(min {min(values):.2f}, max {max(values):.2f}, {len(values)} seeds)")
