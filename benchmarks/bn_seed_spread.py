@@ -25,11 +25,11 @@ from advrep.evaluate import evaluate, fit_split, refresh_batch_norm  # noqa: E40
 
 
 def seed_range(text: str) -> list[int]:
-    """"0-3" -> [0, 1, 2, 3], "5" -> [5]; argparse turns the ValueError into a usage error."""
+    """"0-3" -> [0, 1, 2, 3], "5" -> [5]; an empty range is a usage error."""
     first, _, last = text.partition("-")
     seeds = list(range(int(first), int(last or first) + 1))
     if not seeds:
-        raise ValueError(f"--seeds {text!r} is an empty range; give FIRST-LAST with FIRST <= LAST, e.g. 0-3")
+        raise argparse.ArgumentTypeError(f"{text!r} is an empty range; give FIRST-LAST with FIRST <= LAST, e.g. 0-3")
     return seeds
 
 
