@@ -100,7 +100,7 @@ def fit_split(train: Dataset, hold_out_val: bool, val_split: str = "last") -> Da
 def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = True, protocols=("test", "val"),
              refresh_bn: bool = True, knn_metric: str = "euclidean", parzen: bool = False,
              features: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
-             bn_data: Dataset | None = None) -> dict[str, float]:
+             bn_data: Dataset | None = None, bn_seed: int = 0) -> dict[str, float]:
     """All feature and reconstruction metrics of a trained method, as a flat dict of floats.
 
     Keys: ``1nn_<protocol>.<feature>``, ``probe_<protocol>.<feature>`` and, for methods with an encoder,
@@ -111,7 +111,8 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     ``features``: (train, test) features already computed (e.g. gathered from every rank of a
     distributed run), each {name: [N, F]} in the datasets' order. ``bn_data``: the images batch norm's
     statistics are recomputed on; by default the images the run trained on (``train``, less the
-    validation split for a run with ``hold_out_val``), so held-out images stay unseen.
+    validation split for a run with ``hold_out_val``), so held-out images stay unseen. ``bn_seed``: the
+    seed of the batches drawn for those statistics (0 in every evaluation a run makes itself).
 
     Example::
 
@@ -125,7 +126,7 @@ def evaluate(method: Method, train: Dataset, test: Dataset, *, probe: bool = Tru
     if refresh_bn:
         refresh_batch_norm(method, bn_data if bn_data is not None
                            else fit_split(train, method.cfg.hold_out_val, method.cfg.val_split),
-                           batches=method.cfg.bn_batches)
+                           batches=method.cfg.bn_batches, seed=bn_seed)
     method.nets.eval()
     if features is None:
         features = (compute_features(method.features, train.x, device=device),

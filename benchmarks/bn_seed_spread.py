@@ -18,43 +18,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import seed_list  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
 from advrep.data import load_dataset  # noqa: E402
-from advrep.evaluate import evaluate, fit_split, refresh_batch_norm  # noqa: E402
-
-
-def seed_range(text: str) -> list[int]:
-    """"0-3" -> [0, 1, 2, 3], "5" -> [5]; an empty range is a usage error."""
-    first, _, last = text.partition("-")
-    seeds = list(range(int(first), int(last or first) + 1))
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"{text!r} is an empty range; give FIRST-LAST with FIRST <= LAST, e.g. 0-3")
-    return seeds
+from advrep.evaluate import evaluate  # noqa: E402
 
 
 def spread(method, train, test, seeds: list[int], feature: str = "penultimate") -> dict[str, list[float]]:
     """1NN on ``feature`` of the same weights once per batch-norm seed: {protocol: [score per seed]}.
     Seed 0 is what every evaluation uses, so its scores are the run's own."""
-    cfg = method.cfg
-    protocols = ("test", "val") if cfg.hold_out_val else ("test",)
-    bn_data = fit_split(train, cfg.hold_out_val, cfg.val_split)
+    protocols = ("test", "val") if method.cfg.hold_out_val else ("test",)
     scores: dict[str, list[float]] = {p: [] for p in protocols}
     for seed in seeds:
         t0 = time.perf_counter()
-        refresh_batch_norm(method, bn_data, batches=cfg.bn_batches, seed=seed)
-        results = evaluate(method, train, test, probe=False, protocols=protocols, refresh_bn=False)
+        results = evaluate(method, train, test, probe=False, protocols=protocols, bn_seed=seed)
         for p in protocols:
             scores[p].append(results[f"1nn_{p}.{feature}"])
         print(f"seed {seed}: " + ", ".join(f"1nn_{p} {scores[p][-1]:.2f}" for p in protocols)
-              + f" ({time.perf_counter() - t0:.0f} s, bn_batches={cfg.bn_batches})", flush=True)
+              + f" ({time.perf_counter() - t0:.0f} s, bn_batches={method.cfg.bn_batches})", flush=True)
     return scores
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory (or RUN/best) of an MNIST-trained method")
-    parser.add_argument("--seeds", type=seed_range, default="0-3", help="batch-draw seeds, e.g. 0-3 (default)")
+    parser.add_argument("--seeds", type=seed_list, default="0-3", help="batch-draw seeds, e.g. 0-3 (default) or 0,5")
     parser.add_argument("--feature", default="penultimate", help="feature to score (default penultimate)")
     parser.add_argument("--data-dir", default=None, help="directory holding MNIST (default $ADVREP_DATA_DIR)")
     args = parser.parse_args()

@@ -102,3 +102,23 @@ def append_row(path: Path, header: str, row: str, *, unless: str | None = None) 
         end += 1
     lines.insert(end, row)
     path.write_text("\n".join(lines) + "\n")
+
+
+def seed_list(text: str) -> list[int]:
+    """A --seeds argument: '0-4' -> [0, 1, 2, 3, 4]; '0,5,9' -> [0, 5, 9]. Usable as an argparse
+    ``type``: an empty range ('3-1') or a non-number is a usage error that says so."""
+    import argparse
+
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        try:
+            drawn = list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: {part!r} is not a seed or a range; "
+                                             "give e.g. 0-4 or 0,5,9") from None
+        if not drawn:
+            raise argparse.ArgumentTypeError(f"{text!r}: {part!r} is an empty range; give FIRST-LAST with "
+                                             "FIRST <= LAST, e.g. 0-4")
+        out += drawn
+    return out

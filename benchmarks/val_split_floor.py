@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from common import append_row, commit, machine  # noqa: E402
+from common import append_row, commit, machine, seed_list  # noqa: E402
 
 from advrep.data import load_dataset  # noqa: E402
 from advrep.eval import knn_accuracy, train_val_split  # noqa: E402
@@ -39,15 +39,6 @@ show how far the choice of 10k alone moves the floor.
 
 | date | commit | last | bigan_code | seeded draws: seeds, mean ± sd (min-max) | wall | machine |
 |---|---|---|---|---|---|---|"""
-
-
-def seeds(text: str) -> list[int]:
-    """'0-4' -> [0, 1, 2, 3, 4]; '0,5,9' -> [0, 5, 9]."""
-    out: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    return out
 
 
 def main() -> int:
@@ -67,7 +58,7 @@ def main() -> int:
     for order, acc in named.items():
         print(f"{order:>18}: {acc:.2f}", flush=True)
     drawn = []
-    for s in seeds(args.seeds):
+    for s in seed_list(args.seeds):
         perm = torch.from_numpy(np.random.RandomState(s).permutation(len(train)))
         drawn.append(score(perm[:-10000], perm[-10000:]))
         print(f"{f'RandomState({s})':>18}: {drawn[-1]:.2f}", flush=True)

@@ -1,5 +1,6 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
-validation split chose, beside the final weights' score."""
+validation split chose, beside the final weights' score; rows resumed in pieces; and
+benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw."""
 
 from __future__ import annotations
 
@@ -146,4 +147,8 @@ def test_bn_seed_spread_scores_the_same_weights_once_per_batch_norm_draw(tmp_pat
     after_seed_2 = norms[0].running_mean.clone()
     refresh_batch_norm(method, fit_split(train_set, True, "last"), batches=4, seed=0)
     assert not torch.equal(after_seed_2, norms[0].running_mean)
-    assert bn_seed_spread.seed_range("0-3") == [0, 1, 2, 3] and bn_seed_spread.seed_range("5") == [5]
+    from common import seed_list
+    assert seed_list("0-3") == [0, 1, 2, 3] and seed_list("5,7-8") == [5, 7, 8]
+    for bad in ("3-1", "a"):  # an empty range or a non-number is a usage error that names it
+        with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
+            seed_list(bad)
