@@ -252,8 +252,16 @@ def load_state(ckpt_dir: Path) -> dict[str, Any]:
 
 
 def resolve_weights(path: str | Path) -> Path:
-    """A run directory, a checkpoint directory or a weights file -> the weights file to load."""
+    """A run directory, a checkpoint directory, its ``latest`` pointer or a weights file -> the weights
+    file to load."""
     path = Path(path)
+    if path.is_file() and path.name == "latest" and path.stat().st_size < 256:
+        # RUN/checkpoints/latest is the pointer file that names the newest checkpoint
+        ckpt = latest_checkpoint(path.parent.parent)
+        if ckpt is None:
+            raise CheckpointError(f"{path} points at no complete checkpoint in {path.parent}; pass a "
+                                  f"step-* directory or a weights file.")
+        return ckpt / WEIGHTS
     if path.is_file():
         return path
     if (path / WEIGHTS).is_file():

@@ -48,6 +48,21 @@ def test_latest_moves_last_and_old_checkpoints_are_pruned(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step-00000003"
 
 
+def test_the_latest_pointer_file_loads_the_checkpoint_it_names(tmp_path):
+    method = make()
+    save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 1})
+    with torch.no_grad():
+        next(method.nets.parameters()).add_(1.0)
+    save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 2})
+    loaded = load_model(tmp_path / "checkpoints" / "latest")  # a path users type; it is a text file
+    for (k, a), (_, b) in zip(method.nets.state_dict().items(), loaded.nets.state_dict().items()):
+        assert torch.equal(a, b), k
+    for ckpt in (tmp_path / "checkpoints").glob("step-*"):
+        (ckpt / "weights.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="points at no complete checkpoint"):
+        load_model(tmp_path / "checkpoints" / "latest")
+
+
 def test_truncated_weights_file_is_a_clear_error(tmp_path):
     method = make()
     ck = save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 1})

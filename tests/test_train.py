@@ -8,7 +8,7 @@ import torch
 import advrep.train.loop as loop
 from advrep.checkpoint import load_model
 from advrep.data import Dataset, load_dataset
-from advrep.methods import make_config
+from advrep.methods import build_method, make_config
 from advrep.train import TrainingError, lr_scale, train
 
 
@@ -17,11 +17,11 @@ def digits():
     return load_dataset("digits", "train"), load_dataset("digits", "test")
 
 
-def small(**kw):
+def small(method="bigan", **kw):
     base = dict(data="digits", hidden=32, latent_dim=4, batch_size=64, epochs=2, decay_epochs=1,
                 eval_every=0, sample_every=0, log_every=5, progress=False)
     base.update(kw)
-    return make_config("bigan", **base)
+    return make_config(method, **base)
 
 
 def test_schedule_is_constant_then_exponential_to_the_final_scale():
@@ -38,6 +38,7 @@ def test_training_writes_a_complete_run_directory(tmp_path, digits):
         assert key in summary
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any("loss_D" in r for r in lines) and lines[-1]["kind"] == "summary"
+    assert not any(r.get("kind") == "collapse" for r in lines)  # a healthy G is not flagged
     assert (tmp_path / "samples" / "epoch0003.png").is_file() and (tmp_path / "recon" / "epoch0003.png").is_file()
     assert json.loads((tmp_path / "config.json").read_text())["image_shape"] == [1, 8, 8]
     method = load_model(tmp_path)
@@ -101,6 +102,25 @@ def test_nonfinite_skip_drops_the_batch_and_goes_on(tmp_path, digits, monkeypatc
     assert sum(r.get("skipped", 0) for r in lines) == 1
     assert all(torch.isfinite(v).all() for v in load_model(tmp_path).nets.state_dict().values())
     assert summary["step"] == len(digits[0]) // 64
+
+
+def test_a_generator_collapsed_to_one_image_is_reported_once(tmp_path, digits, monkeypatch, capsys):
+    def collapsed(cfg, image_shape):  # G's last hidden layer dead: every latent gives the same image
+        method = build_method(cfg, image_shape)
+        with torch.no_grad():
+            method.nets["G"].fc2.weight.zero_()  # layer 2 sees a constant, batch norm makes it 0,
+            method.nets["G"].skip.weight.zero_()  # and ReLU passes no gradient back from 0
+        return method
+
+    monkeypatch.setattr(loop, "build_method", collapsed)
+    train(small("gan"), tmp_path,
+          train_set=digits[0], test_set=digits[1])
+    out = capsys.readouterr().out
+    assert out.count("warning: epoch 1: G draws the same image for all 64 fixed latents") == 1
+    assert "rerun with another seed" in out
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    flagged = [r for r in lines if r.get("kind") == "collapse"]
+    assert len(flagged) == 1 and flagged[0]["epoch"] == 1 and flagged[0]["G_spread"] < loop.COLLAPSED_SPREAD
 
 
 def test_resume_refuses_other_model_settings(tmp_path, digits):

@@ -194,6 +194,22 @@ def _restore_rank_rng(state: dict[str, Any], z_rng: torch.Generator, *, seed: in
         z_rng.manual_seed(seed * 7919 + r + 1_000_003 * (step + 1))
 
 
+# Below this per-pixel spread G has collapsed to a single image: 64 fresh samples of an untrained
+# MNIST generator spread about 0.008, trained ones about 0.13, a collapsed one 2e-8.
+COLLAPSED_SPREAD = 1e-4
+
+
+def generator_spread(method: Method, z: torch.Tensor) -> float:
+    """The standard deviation of G(z) over the batch, averaged over pixels, with the networks in eval
+    mode (no batch-norm update, no collective). 0 when every latent gives the same image."""
+    was = method.nets.training
+    method.nets.eval()
+    with torch.no_grad():
+        x = method.generate(z).float().flatten(1)  # [B, C*H*W]
+    method.nets.train(was)
+    return float(x.std(0).mean())
+
+
 def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: bool = False,
               fit_set: Dataset | None = None) -> dict[str, float]:
     """1NN of the run's features on the test set (and, with ``val``, on the validation split of the
@@ -513,6 +529,22 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 pair_grid(fixed_x.cpu(), method.reconstruct(fixed_x).cpu(), run_dir / "recon" / f"{tag}.png")
         method.nets.train(was)
 
+    collapse_noted = False
+
+    def check_collapse() -> None:
+        """Rank 0, after each epoch: warn once if G maps all of ``fixed_z`` to one image."""
+        nonlocal collapse_noted
+        if fixed_z is None or collapse_noted or not dist.is_main():
+            return
+        spread = generator_spread(method, fixed_z)
+        if spread < COLLAPSED_SPREAD:
+            collapse_noted = True
+            log.write({"kind": "collapse", "step": step, "epoch": epoch, "G_spread": spread})
+            print(f"warning: epoch {epoch}: G draws the same image for all 64 fixed latents (per-pixel "
+                  f"spread {spread:.2g}, below {COLLAPSED_SPREAD:g}). A generator this collapsed stays so "
+                  "(docs/methods/baselines.md); stop the run (its checkpoints are intact) and rerun with "
+                  "another seed or precision=fp32.", flush=True)
+
     started = time.perf_counter()
     start_epoch = epoch  # where this process began (after a resume, the checkpoint's epoch)
     images_seen = 0
@@ -560,6 +592,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             out_of_time = cfg.max_minutes > 0 and dist.any_rank(
                 time.perf_counter() - started >= cfg.max_minutes * 60)
             last = epoch == total_epochs or out_of_time
+            check_collapse()
             if cfg.sample_every and (epoch % cfg.sample_every == 0 or last):
                 images(f"epoch{epoch:04d}")
                 dist.barrier()
