@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -251,17 +252,29 @@ def load_state(ckpt_dir: Path) -> dict[str, Any]:
                               f"{exc}). It is corrupt or not an advrep file: use an earlier checkpoint.") from exc
 
 
+def _pointer_target(path: Path) -> Path | None:
+    """The checkpoint directory a ``latest`` pointer file names, or None if ``path`` is not one."""
+    if path.name != "latest" or not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        head = f.read(64)
+    match = re.fullmatch(rb"\s*(step-\d+)\s*", head)
+    return path.parent / match.group(1).decode() if match else None
+
+
 def resolve_weights(path: str | Path) -> Path:
     """A run directory, a checkpoint directory, its ``latest`` pointer or a weights file -> the weights
     file to load."""
     path = Path(path)
-    if path.is_file() and path.name == "latest" and path.stat().st_size < 256:
-        # RUN/checkpoints/latest is the pointer file that names the newest checkpoint
-        ckpt = latest_checkpoint(path.parent.parent)
-        if ckpt is None:
-            raise CheckpointError(f"{path} points at no complete checkpoint in {path.parent}; pass a "
-                                  f"step-* directory or a weights file.")
-        return ckpt / WEIGHTS
+    pointer = _pointer_target(path)
+    if pointer is not None:  # RUN/checkpoints/latest, the text file that names the newest checkpoint
+        if (pointer / WEIGHTS).is_file() and (pointer / STATE).is_file():
+            return pointer / WEIGHTS
+        done = sorted(p for p in path.parent.glob("step-*") if (p / WEIGHTS).is_file() and (p / STATE).is_file())
+        if not done:
+            raise CheckpointError(f"{path} points at {pointer.name}, and {path.parent} holds no complete "
+                                  "checkpoint; pass a step-* directory or a weights file.")
+        return done[-1] / WEIGHTS
     if path.is_file():
         return path
     if (path / WEIGHTS).is_file():

@@ -48,19 +48,27 @@ def test_latest_moves_last_and_old_checkpoints_are_pruned(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step-00000003"
 
 
-def test_the_latest_pointer_file_loads_the_checkpoint_it_names(tmp_path):
+def test_the_latest_pointer_file_loads_the_checkpoint_it_names(tmp_path, monkeypatch):
     method = make()
-    save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 1})
+    first = save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 1})
     with torch.no_grad():
         next(method.nets.parameters()).add_(1.0)
     save_checkpoint(tmp_path, method.nets, method.cfg, {"step": 2})
-    loaded = load_model(tmp_path / "checkpoints" / "latest")  # a path users type; it is a text file
-    for (k, a), (_, b) in zip(method.nets.state_dict().items(), loaded.nets.state_dict().items()):
-        assert torch.equal(a, b), k
+    pointer = tmp_path / "checkpoints" / "latest"  # a path users type; it is a text file
+
+    def same(loaded):
+        return all(torch.equal(a, b) for a, b in zip(method.nets.state_dict().values(),
+                                                     loaded.nets.state_dict().values()))
+
+    assert same(load_model(pointer))
+    monkeypatch.chdir(pointer.parent)
+    assert same(load_model("latest"))  # relative, from inside checkpoints/
+    pointer.write_text(first.name + "\n")  # the file itself is read, not the run's newest
+    assert not same(load_model(pointer))
     for ckpt in (tmp_path / "checkpoints").glob("step-*"):
         (ckpt / "weights.safetensors").unlink()
-    with pytest.raises(CheckpointError, match="points at no complete checkpoint"):
-        load_model(tmp_path / "checkpoints" / "latest")
+    with pytest.raises(CheckpointError, match="holds no complete checkpoint"):
+        load_model(pointer)
 
 
 def test_truncated_weights_file_is_a_clear_error(tmp_path):

@@ -362,6 +362,18 @@ class RunLog:
                 kept.append(line + "\n")
         self.path.write_text("".join(kept))
 
+    def has(self, kind: str) -> bool:
+        """Whether the log already holds a record of this kind (read on rank 0; False elsewhere)."""
+        if not dist.is_main() or not self.path.is_file():
+            return False
+        for line in self.path.read_text().splitlines():
+            try:
+                if json.loads(line).get("kind") == kind:
+                    return True
+            except json.JSONDecodeError:  # a line cut short by a kill
+                continue
+        return False
+
     def write(self, record: dict[str, Any]) -> None:
         if dist.is_main():
             with open(self.path, "a") as f:
@@ -529,7 +541,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 pair_grid(fixed_x.cpu(), method.reconstruct(fixed_x).cpu(), run_dir / "recon" / f"{tag}.png")
         method.nets.train(was)
 
-    collapse_noted = False
+    collapse_noted = resume and log.has("collapse")  # once per run, across resumes
 
     def check_collapse() -> None:
         """Rank 0, after each epoch: warn once if G maps all of ``fixed_z`` to one image."""
@@ -540,10 +552,11 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         if spread < COLLAPSED_SPREAD:
             collapse_noted = True
             log.write({"kind": "collapse", "step": step, "epoch": epoch, "G_spread": spread})
+            other = " or precision=fp32" if cfg.precision != "fp32" else ""
             print(f"warning: epoch {epoch}: G draws the same image for all 64 fixed latents (per-pixel "
-                  f"spread {spread:.2g}, below {COLLAPSED_SPREAD:g}). A generator this collapsed stays so "
-                  "(docs/methods/baselines.md); stop the run (its checkpoints are intact) and rerun with "
-                  "another seed or precision=fp32.", flush=True)
+                  f"spread {spread:.2g}, below {COLLAPSED_SPREAD:g}). It may not recover: the D baseline's "
+                  "GAN never does (docs/reliability.md). Checkpoints from here on hold the collapsed G; "
+                  f"consider stopping and starting afresh with another seed{other}.", flush=True)
 
     started = time.perf_counter()
     start_epoch = epoch  # where this process began (after a resume, the checkpoint's epoch)
