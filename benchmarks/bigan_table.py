@@ -137,6 +137,9 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                    s_per_epoch=wall_s / max(1, trained), resumed=resume, epochs_run=summary["epochs"],
                    stopped_early=bool(summary.get("stopped_by_max_minutes")), hold_out_val=held_out,
                    val_split=cfg.val_split)
+    collapsed = [r["epoch"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "collapse"]
+    if collapsed:  # the trainer's warning that G drew one image for every latent (docs/reliability.md)
+        results["collapsed_epoch"] = collapsed[0]
     results["pieces"] = [*pieces, piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
                                                row.feature)]
     kept = read_best(run_dir) if cfg.keep_best else None
@@ -189,7 +192,8 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
         if r.get("stopped_early"):
             wall += f", stopped by max_minutes after epoch {r['epochs_run']}"
         best = f"{r['best_1nn_test']:.2f} ({r['best_epoch']})" if "best_1nn_test" in r else "—"
-        lines.append(f"| {row.label} | {row.paper:.2f} | {ours:.2f} | {ours - row.paper:+.2f} | {held}{best} | "
+        label = row.label + (f" (G collapsed at epoch {r['collapsed_epoch']})" if "collapsed_epoch" in r else "")
+        lines.append(f"| {label} | {row.paper:.2f} | {ours:.2f} | {ours - row.paper:+.2f} | {held}{best} | "
                      f"{cell(r, '1nn_test.z')} | {cell(r, f'probe_test.{row.feature}')} | "
                      f"{cell(r, 'recon_ratio', '{:.3f}')} | {wall} |")
     return lines

@@ -1,6 +1,6 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
-validation split chose, beside the final weights' score; rows resumed in pieces; and
-benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw."""
+validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
+collapsed; and benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw."""
 
 from __future__ import annotations
 
@@ -79,6 +79,30 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
     assert f"| {total:.1f} min in 2 pieces |" in bigan_table.table_lines({"ae_l1": row}, {"ae_l1": done}, raw=97.0)[-1]
     # and a finished row is read back as it is
     assert bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set) == done
+
+
+def test_a_row_whose_generator_collapsed_says_so_in_the_table(tmp_path, noisy_digits, monkeypatch):
+    import advrep.train.loop as loop
+
+    build = loop.build_method
+
+    def collapsed(cfg, image_shape):  # G's layer 2 sees a constant: every latent gives the same image
+        method = build(cfg, image_shape)
+        with torch.no_grad():
+            method.nets["G"].fc2.weight.zero_()
+            method.nets["G"].skip.weight.zero_()
+        return method
+
+    monkeypatch.setattr(loop, "build_method", collapsed)
+    train_set, test_set = noisy_digits
+    row = bigan_table.ROWS["d"]
+    results = bigan_table.evaluate_row("d", row, row_args(tmp_path), train_set, test_set)
+    assert results["collapsed_epoch"] == 1
+    assert bigan_table.table_lines({"d": row}, {"d": results}, raw=97.0)[-1].startswith(
+        f"| {row.label} (G collapsed at epoch 1) |")
+    monkeypatch.undo()
+    healthy = bigan_table.evaluate_row("d", row, row_args(tmp_path / "healthy"), train_set, test_set)
+    assert "collapsed_epoch" not in healthy
 
 
 def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(tmp_path, noisy_digits):
