@@ -555,7 +555,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             other = " or precision=fp32" if cfg.precision != "fp32" else ""
             print(f"warning: epoch {epoch}: G draws the same image for all 64 fixed latents (per-pixel "
                   f"spread {spread:.2g}, below {COLLAPSED_SPREAD:g}). It may not recover: the D baseline's "
-                  "GAN never does (docs/reliability.md). Checkpoints from here on hold the collapsed G; "
+                  "GAN did not (docs/reliability.md). Checkpoints from here on hold the collapsed G; "
                   f"consider stopping and starting afresh with another seed{other}.", flush=True)
 
     started = time.perf_counter()
