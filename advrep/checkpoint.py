@@ -233,9 +233,18 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     pointer = root / "latest"
     if pointer.is_file():
         candidate = root / pointer.read_text().strip()
-        if (candidate / WEIGHTS).is_file() and (candidate / STATE).is_file():
+        if _complete(candidate):
             return candidate
-    done = sorted(p for p in root.glob("step-*") if (p / WEIGHTS).is_file() and (p / STATE).is_file())
+    return _newest_complete(root)
+
+
+def _complete(ckpt: Path) -> bool:
+    return (ckpt / WEIGHTS).is_file() and (ckpt / STATE).is_file()
+
+
+def _newest_complete(root: Path) -> Path | None:
+    """The newest step-* directory under ``root`` that holds both weights and state, or None."""
+    done = sorted(p for p in root.glob("step-*") if _complete(p))
     return done[-1] if done else None
 
 
@@ -268,13 +277,11 @@ def resolve_weights(path: str | Path) -> Path:
     path = Path(path)
     pointer = _pointer_target(path)
     if pointer is not None:  # RUN/checkpoints/latest, the text file that names the newest checkpoint
-        if (pointer / WEIGHTS).is_file() and (pointer / STATE).is_file():
-            return pointer / WEIGHTS
-        done = sorted(p for p in path.parent.glob("step-*") if (p / WEIGHTS).is_file() and (p / STATE).is_file())
-        if not done:
+        ckpt = pointer if _complete(pointer) else _newest_complete(path.parent)
+        if ckpt is None:
             raise CheckpointError(f"{path} points at {pointer.name}, and {path.parent} holds no complete "
                                   "checkpoint; pass a step-* directory or a weights file.")
-        return done[-1] / WEIGHTS
+        return ckpt / WEIGHTS
     if path.is_file():
         return path
     if (path / WEIGHTS).is_file():

@@ -33,6 +33,25 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", refuse)
 
 
+@pytest.fixture
+def collapsed_generator(monkeypatch):
+    """Training builds methods whose MLP G draws one image for every latent, for good: layer 2 sees a
+    constant, batch norm makes it 0, and ReLU passes no gradient back from 0."""
+    import advrep.train.loop as loop
+
+    build = loop.build_method
+
+    def collapsed(cfg, image_shape):
+        method = build(cfg, image_shape)
+        with torch.no_grad():
+            method.nets["G"].fc2.weight.zero_()
+            method.nets["G"].skip.weight.zero_()
+        return method
+
+    monkeypatch.setattr(loop, "build_method", collapsed)
+    return monkeypatch
+
+
 @pytest.fixture(scope="session")
 def noisy_digits():
     """(train, test): 10,240 noisy copies of the embedded digits' training images, enough for the 10k

@@ -81,26 +81,14 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
     assert bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set) == done
 
 
-def test_a_row_whose_generator_collapsed_says_so_in_the_table(tmp_path, noisy_digits, monkeypatch):
-    import advrep.train.loop as loop
-
-    build = loop.build_method
-
-    def collapsed(cfg, image_shape):  # G's layer 2 sees a constant: every latent gives the same image
-        method = build(cfg, image_shape)
-        with torch.no_grad():
-            method.nets["G"].fc2.weight.zero_()
-            method.nets["G"].skip.weight.zero_()
-        return method
-
-    monkeypatch.setattr(loop, "build_method", collapsed)
+def test_a_row_whose_generator_collapsed_says_so_in_the_table(tmp_path, noisy_digits, collapsed_generator):
     train_set, test_set = noisy_digits
     row = bigan_table.ROWS["d"]
     results = bigan_table.evaluate_row("d", row, row_args(tmp_path), train_set, test_set)
     assert results["collapsed_epoch"] == 1
     assert bigan_table.table_lines({"d": row}, {"d": results}, raw=97.0)[-1].startswith(
         f"| {row.label} (G collapsed at epoch 1) |")
-    monkeypatch.undo()
+    collapsed_generator.undo()
     healthy = bigan_table.evaluate_row("d", row, row_args(tmp_path / "healthy"), train_set, test_set)
     assert "collapsed_epoch" not in healthy
 

@@ -40,6 +40,7 @@ from ..data import Dataset, load_dataset
 from ..evaluate import compute_features, evaluate, fit_split, format_table, refresh_batch_norm
 from ..images import pair_grid, save_grid
 from ..methods import Method, build_method
+from ..report import read_metrics
 from .precision import FP32, Precision
 from .tensorboard import TensorBoardLog
 
@@ -364,15 +365,7 @@ class RunLog:
 
     def has(self, kind: str) -> bool:
         """Whether the log already holds a record of this kind (read on rank 0; False elsewhere)."""
-        if not dist.is_main() or not self.path.is_file():
-            return False
-        for line in self.path.read_text().splitlines():
-            try:
-                if json.loads(line).get("kind") == kind:
-                    return True
-            except json.JSONDecodeError:  # a line cut short by a kill
-                continue
-        return False
+        return dist.is_main() and any(r.get("kind") == kind for r in read_metrics(self.path))
 
     def write(self, record: dict[str, Any]) -> None:
         if dist.is_main():
