@@ -216,7 +216,23 @@ def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
         values = [evals[e].get(f"{metric}.{row.feature}") for e in epochs]
         if any(v is not None for v in values):
             lines.append(f"| {name} | " + " | ".join("—" if v is None else f"{v:.2f}" for v in values) + " |")
+    stop = stopped_by_test(evals, row.feature) if held else None
+    if stop is not None:
+        epoch, test, val = stop
+        lines += ["", "Stopped where test 1NN peaked (the test set picks, the held-out 10k scores): "
+                      f"epoch {epoch}, test {test:.2f}, held-out {val:.2f} ({val - row.paper:+.2f} against the "
+                      f"paper's {row.paper:.2f})."]
     return lines
+
+
+def stopped_by_test(evals: dict[int, dict], feature: str) -> tuple[int, float, float] | None:
+    """Early stopping on a split that does not also score the result: the evaluated epoch where test 1NN
+    peaked (the earliest of equals), with its test and held-out 1NN. The test images are never trained on
+    and are not the held-out 10k, so the held-out score of that epoch is not chosen by itself. None when
+    no evaluation has both scores."""
+    both = [(e, r[f"1nn_test.{feature}"], r[f"1nn_val.{feature}"]) for e, r in sorted(evals.items())
+            if f"1nn_val.{feature}" in r]
+    return max(both, key=lambda t: (t[1], -t[0])) if both else None
 
 
 def write_benchmarks(path: Path, block: str) -> None:

@@ -111,7 +111,11 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     # a row trained on every image has no held-out score: dashes, not its contaminated validation score
     plain = {**results, "hold_out_val": False}
     assert "| — | — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=96.9, raw_val=97.1)[-1]
-    assert bigan_table.curve_lines("ae_l2", row, tmp_path / "ae_l2")[-1] == f"| held-out val | {v:.2f} |"
+    curve = bigan_table.curve_lines("ae_l2", row, tmp_path / "ae_l2")
+    assert curve[-3] == f"| held-out val | {v:.2f} |"
+    t = results["1nn_test.penultimate"]  # one evaluation: the test set can only pick it
+    assert curve[-1].startswith("Stopped where test 1NN peaked")
+    assert f"epoch 1, test {t:.2f}, held-out {v:.2f} (" in curve[-1]
     # --resume never mixes the two protocols: the finished held-out row is refused without the flag
     args.resume, args.hold_out_val = True, False
     with pytest.raises(SystemExit, match="trained with --hold-out-val; run with it"):
@@ -124,6 +128,15 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     (tmp_path / "ae_l2" / "benchmark.json").unlink()
     with pytest.raises(SystemExit, match="config.json is of a row whose validation split is 'bigan_code'"):
         bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
+
+
+def test_early_stopping_on_the_test_set_scores_the_held_out_split_at_that_epoch():
+    evals = {25: {"1nn_test.f": 96.5, "1nn_val.f": 97.4}, 50: {"1nn_test.f": 96.9, "1nn_val.f": 97.0},
+             75: {"1nn_test.f": 96.9, "1nn_val.f": 97.6}, 100: {"1nn_test.f": 99.0}}
+    # epoch 100 has no held-out score; of the two equal test peaks the earlier one is taken, whatever the
+    # held-out split says (it does not choose)
+    assert bigan_table.stopped_by_test(evals, "f") == (50, 96.9, 97.0)
+    assert bigan_table.stopped_by_test({100: {"1nn_test.f": 99.0}}, "f") is None
 
 
 def test_rows_of_another_protocol_get_another_default_run_root():
@@ -164,3 +177,23 @@ def test_bn_seed_spread_scores_the_same_weights_once_per_batch_norm_draw(tmp_pat
     for bad in ("3-1", "a"):  # an empty range or a non-number is a usage error that names it
         with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
             seed_list(bad)
+
+
+def test_gan_collapse_reports_which_runs_lost_their_generator(tmp_path, noisy_digits, collapsed_generator):
+    import gan_collapse
+
+    train_set, test_set = noisy_digits
+
+    def run(name):
+        return gan_collapse.one_run(tmp_path / name, precision="fp32", seed=0, epochs=2, threads=1, data_dir=None,
+                                    train_set=train_set, test_set=test_set, log_every=1)
+
+    lost = run("lost")
+    assert lost["collapsed_epoch"] == 1 and lost["spread"] < gan_collapse.COLLAPSED_SPREAD
+    assert lost["epochs"] == 2 and abs(lost["D_fake"] - 0.5) < 0.01 and 0 <= lost["1nn_val"] <= 100
+    collapsed_generator.undo()
+    healthy = run("healthy")
+    assert healthy["collapsed_epoch"] is None and healthy["spread"] > 1e-3
+    # a finished run directory is read back, not trained again
+    collapsed_generator.setattr(gan_collapse, "train", lambda *a, **k: pytest.fail("trained again"))
+    assert run("healthy") == healthy
