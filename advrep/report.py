@@ -63,6 +63,11 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def first_record(path: str | Path, kind: str) -> dict[str, Any] | None:
+    """The first record of this kind in a metrics.jsonl file (e.g. ``"collapse"``), or None."""
+    return next((r for r in read_metrics(path) if r.get("kind") == kind), None)
+
+
 def _png_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 

@@ -42,7 +42,7 @@ from advrep.distributed import pick_device  # noqa: E402
 from advrep.eval import VAL_SPLITS, knn_accuracy, train_val_split  # noqa: E402
 from advrep.evaluate import evaluate  # noqa: E402
 from advrep.methods import make_config  # noqa: E402
-from advrep.report import read_metrics  # noqa: E402
+from advrep.report import first_record, read_metrics  # noqa: E402
 from advrep.train import train  # noqa: E402
 
 
@@ -137,9 +137,9 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                    s_per_epoch=wall_s / max(1, trained), resumed=resume, epochs_run=summary["epochs"],
                    stopped_early=bool(summary.get("stopped_by_max_minutes")), hold_out_val=held_out,
                    val_split=cfg.val_split)
-    collapsed = [r["epoch"] for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "collapse"]
-    if collapsed:  # the trainer's warning that G drew one image for every latent (docs/reliability.md)
-        results["collapsed_epoch"] = collapsed[0]
+    collapse = first_record(run_dir / "metrics.jsonl", "collapse")
+    if collapse is not None:  # the trainer's warning that G drew one image for every latent (docs/reliability.md)
+        results["collapsed_epoch"] = collapse["epoch"]
     results["pieces"] = [*pieces, piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
                                                row.feature)]
     kept = read_best(run_dir) if cfg.keep_best else None
@@ -219,20 +219,21 @@ def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
     stop = stopped_by_test(evals, row.feature) if held else None
     if stop is not None:
         epoch, test, val = stop
-        lines += ["", "Stopped where test 1NN peaked (the test set picks, the held-out 10k scores): "
-                      f"epoch {epoch}, test {test:.2f}, held-out {val:.2f} ({val - row.paper:+.2f} against the "
-                      f"paper's {row.paper:.2f})."]
+        lines += ["", "Had training stopped where test 1NN peaked (the test set picks, the held-out 10k scores): "
+                      f"epoch {epoch}, test {test:.2f} (the peak), held-out {val:.2f} ({val - row.paper:+.2f} "
+                      f"against the paper's {row.paper:.2f})."]
     return lines
 
 
 def stopped_by_test(evals: dict[int, dict], feature: str) -> tuple[int, float, float] | None:
     """Early stopping on a split that does not also score the result: the evaluated epoch where test 1NN
     peaked (the earliest of equals), with its test and held-out 1NN. The test images are never trained on
-    and are not the held-out 10k, so the held-out score of that epoch is not chosen by itself. None when
-    no evaluation has both scores."""
+    and are not the held-out 10k, so the held-out score of that epoch is not chosen by itself. Only the
+    scores are read: the weights of that epoch are not kept. None unless at least two evaluations have both
+    scores (with one there is nothing to choose)."""
     both = [(e, r[f"1nn_test.{feature}"], r[f"1nn_val.{feature}"]) for e, r in sorted(evals.items())
             if f"1nn_val.{feature}" in r]
-    return max(both, key=lambda t: (t[1], -t[0])) if both else None
+    return max(both, key=lambda t: (t[1], -t[0])) if len(both) >= 2 else None
 
 
 def write_benchmarks(path: Path, block: str) -> None:

@@ -7,8 +7,9 @@ apart and so cannot push away), with the held-out 1NN of D's features that the e
 
     python benchmarks/gan_collapse.py --precisions bf16,fp32 --seeds 0-3 --epochs 12 --data-dir ../shared/data
 
-Each run trains into RUN_ROOT/PRECISION-seedN (default runs/gan-collapse); an existing run directory is
-read back, not retrained. Prints one line a run and a markdown table; writes nothing else.
+Each run trains into RUN_ROOT/PRECISION-seedN (default runs/gan-collapse). A run cut short continues from
+its last checkpoint; a finished one is read back as it is, with the epochs it ran (the table says how
+many). Prints one line a run and a markdown table; writes nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,38 +27,35 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import commit, machine, seed_list  # noqa: E402
 
-from advrep.checkpoint import load_model  # noqa: E402
+from advrep.checkpoint import latest_checkpoint, load_model  # noqa: E402
 from advrep.data import load_dataset  # noqa: E402
 from advrep.methods import make_config  # noqa: E402
-from advrep.report import read_metrics  # noqa: E402
+from advrep.report import first_record, read_metrics  # noqa: E402
 from advrep.train import train  # noqa: E402
 from advrep.train.loop import COLLAPSED_SPREAD, generator_spread  # noqa: E402
 
 
 def one_run(run_dir: Path, *, precision: str, seed: int, epochs: int, threads: int, data_dir: str | None,
             train_set, test_set, **settings) -> dict:
-    """Train (or read back) one short run and measure its generator. ``settings`` go on top of the
-    recipe (the tests' ``log_every``)."""
-    if not (run_dir / "summary.json").is_file():
-        cfg = make_config("gan", file=str(REPO / "configs" / "gan_mnist.toml"), epochs=epochs, decay_epochs=0,
-                          eval_every=0, sample_every=0, hold_out_val=True, val_split="bigan_code",
-                          precision=precision, seed=seed, threads=threads, data_dir=data_dir, progress=False, **settings)
-        started = time.perf_counter()
-        train(cfg, run_dir, train_set=train_set, test_set=test_set)
-        print(f"[{run_dir.name}] trained {epochs} epochs in {time.perf_counter() - started:.0f} s", flush=True)
+    """Train one short run (continuing it if an earlier launch was cut short; a finished one is read back
+    as it is) and measure its generator. ``settings`` go on top of the recipe (the tests' ``log_every``)."""
+    cfg = make_config("gan", file=str(REPO / "configs" / "gan_mnist.toml"), epochs=epochs, decay_epochs=0,
+                      eval_every=0, sample_every=0, hold_out_val=True, val_split="bigan_code",
+                      precision=precision, seed=seed, threads=threads, data_dir=data_dir, progress=False, **settings)
+    summary = train(cfg, run_dir, resume=latest_checkpoint(run_dir) is not None, train_set=train_set,
+                    test_set=test_set)
     records = read_metrics(run_dir / "metrics.jsonl")
-    collapse = next((r for r in records if r.get("kind") == "collapse"), None)
-    steps = [r for r in records if "D_fake" in r]
-    last_epoch = max(r["epoch"] for r in steps)
-    final = [r for r in records if r.get("kind") == "eval"][-1]
+    collapse = first_record(run_dir / "metrics.jsonl", "collapse")
+    last_epoch = summary["epochs"] - 1  # step records count epochs from 0
     method = load_model(run_dir)
     z = method.sample_prior(512, torch.Generator().manual_seed(0))
-    return {"run": run_dir.name, "precision": precision, "seed": seed, "epochs": last_epoch + 1,
+    return {"run": run_dir.name, "precision": precision, "seed": seed, "epochs": summary["epochs"],
             "collapsed_epoch": None if collapse is None else collapse["epoch"],
             "spread": generator_spread(method, z),
-            "D_fake": statistics.mean(r["D_fake"] for r in steps if r["epoch"] == last_epoch),
-            "1nn_val": final["1nn_val.discriminator"],
-            "s_per_epoch": max(r["time"] for r in steps) / (last_epoch + 1)}
+            "D_fake": statistics.mean(r["D_fake"] for r in records if "D_fake" in r and r["epoch"] == last_epoch),
+            "1nn_val": summary["1nn_val.discriminator"],
+            # the last process's epochs only: an interrupted run's earlier pieces are not timed
+            "s_per_epoch": summary["wall_s"] / max(1, summary["epochs"] - summary.get("start_epoch", 0))}
 
 
 def main() -> int:

@@ -95,10 +95,11 @@ def test_a_row_whose_generator_collapsed_says_so_in_the_table(tmp_path, noisy_di
 
 def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(tmp_path, noisy_digits):
     train_set, test_set = noisy_digits
-    args = row_args(tmp_path, hold_out_val=True, val_split="bigan_code", epochs=1, decay_epochs=0, batch=64)
+    args = row_args(tmp_path, hold_out_val=True, val_split="bigan_code", epochs=2, decay_epochs=0, batch=64,
+                    eval_every=1)
     row = bigan_table.ROWS["ae_l2"]
     results = bigan_table.evaluate_row("ae_l2", row, args, train_set, test_set)
-    assert results["hold_out_val"] is True and results["epochs_run"] == 1 and results["val_split"] == "bigan_code"
+    assert results["hold_out_val"] is True and results["epochs_run"] == 2 and results["val_split"] == "bigan_code"
     # the benchmark's own evaluation agrees with the end-of-training one on both protocols
     last = [json.loads(line) for line in (tmp_path / "ae_l2" / "metrics.jsonl").read_text().splitlines()
             if '"eval"' in line][-1]
@@ -112,10 +113,14 @@ def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(
     plain = {**results, "hold_out_val": False}
     assert "| — | — |" in bigan_table.table_lines({"ae_l2": row}, {"ae_l2": plain}, raw=96.9, raw_val=97.1)[-1]
     curve = bigan_table.curve_lines("ae_l2", row, tmp_path / "ae_l2")
-    assert curve[-3] == f"| held-out val | {v:.2f} |"
-    t = results["1nn_test.penultimate"]  # one evaluation: the test set can only pick it
-    assert curve[-1].startswith("Stopped where test 1NN peaked")
-    assert f"epoch 1, test {t:.2f}, held-out {v:.2f} (" in curve[-1]
+    assert curve[-3].startswith("| held-out val | ") and curve[-3].endswith(f" | {v:.2f} |")
+    # under the curve: the held-out score where the test score peaked
+    evals = {r["epoch"]: r for r in map(json.loads, (tmp_path / "ae_l2" / "metrics.jsonl").read_text().splitlines())
+             if r.get("kind") == "eval"}
+    e = max(sorted(evals), key=lambda k: evals[k]["1nn_test.penultimate"])
+    assert curve[-1].startswith("Had training stopped where test 1NN peaked") and (
+        f"epoch {e}, test {evals[e]['1nn_test.penultimate']:.2f} (the peak), "
+        f"held-out {evals[e]['1nn_val.penultimate']:.2f} (") in curve[-1]
     # --resume never mixes the two protocols: the finished held-out row is refused without the flag
     args.resume, args.hold_out_val = True, False
     with pytest.raises(SystemExit, match="trained with --hold-out-val; run with it"):
@@ -137,6 +142,7 @@ def test_early_stopping_on_the_test_set_scores_the_held_out_split_at_that_epoch(
     # held-out split says (it does not choose)
     assert bigan_table.stopped_by_test(evals, "f") == (50, 96.9, 97.0)
     assert bigan_table.stopped_by_test({100: {"1nn_test.f": 99.0}}, "f") is None
+    assert bigan_table.stopped_by_test({25: evals[25], 100: evals[100]}, "f") is None  # nothing to choose from
 
 
 def test_rows_of_another_protocol_get_another_default_run_root():
@@ -184,16 +190,18 @@ def test_gan_collapse_reports_which_runs_lost_their_generator(tmp_path, noisy_di
 
     train_set, test_set = noisy_digits
 
-    def run(name):
+    def run(name, **settings):
         return gan_collapse.one_run(tmp_path / name, precision="fp32", seed=0, epochs=2, threads=1, data_dir=None,
-                                    train_set=train_set, test_set=test_set, log_every=1)
+                                    train_set=train_set, test_set=test_set, log_every=1, **settings)
 
     lost = run("lost")
     assert lost["collapsed_epoch"] == 1 and lost["spread"] < gan_collapse.COLLAPSED_SPREAD
     assert lost["epochs"] == 2 and abs(lost["D_fake"] - 0.5) < 0.01 and 0 <= lost["1nn_val"] <= 100
     collapsed_generator.undo()
+    # a run cut short (here by max_minutes after epoch 1) is continued, not refused or started again
+    cut = run("healthy", max_minutes=1e-6)
+    assert cut["epochs"] == 1
     healthy = run("healthy")
-    assert healthy["collapsed_epoch"] is None and healthy["spread"] > 1e-3
-    # a finished run directory is read back, not trained again
-    collapsed_generator.setattr(gan_collapse, "train", lambda *a, **k: pytest.fail("trained again"))
+    assert healthy["epochs"] == 2 and healthy["collapsed_epoch"] is None and healthy["spread"] > 1e-3
+    # a finished run directory is read back as it is
     assert run("healthy") == healthy

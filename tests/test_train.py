@@ -119,6 +119,18 @@ def test_a_generator_collapsed_to_one_image_is_reported_once(tmp_path, digits, c
     assert sum(r.get("kind") == "collapse" for r in lines) == 1
 
 
+def test_a_fresh_run_sets_an_earlier_log_aside_instead_of_appending_to_it(tmp_path, digits, capsys):
+    stale = '{"kind": "collapse", "step": 5, "epoch": 1, "G_spread": 0.0}\n'
+    (tmp_path / "metrics.jsonl").write_text(stale)  # a run killed before its first checkpoint
+    train(small("gan", epochs=1, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    assert "kept it as metrics-before-" in capsys.readouterr().out
+    (kept,) = tmp_path.glob("metrics-before-*.jsonl")
+    assert kept.read_text() == stale
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records and not any(r.get("kind") == "collapse" for r in records)
+    assert any(r.get("kind") == "eval" for r in records)
+
+
 def test_resume_refuses_other_model_settings(tmp_path, digits):
     train(small(epochs=1, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
     with pytest.raises(TrainingError, match="hidden"):

@@ -40,7 +40,7 @@ from ..data import Dataset, load_dataset
 from ..evaluate import compute_features, evaluate, fit_split, format_table, refresh_batch_norm
 from ..images import pair_grid, save_grid
 from ..methods import Method, build_method
-from ..report import read_metrics
+from ..report import first_record
 from .precision import FP32, Precision
 from .tensorboard import TensorBoardLog
 
@@ -363,9 +363,20 @@ class RunLog:
                 kept.append(line + "\n")
         self.path.write_text("".join(kept))
 
+    def set_aside(self) -> None:
+        """A fresh run into a directory that already holds a metrics.jsonl (of a run killed before its
+        first checkpoint, or whose checkpoints were deleted): keep that log under another name, so the
+        new run's records are not appended to an older run's."""
+        if not dist.is_main() or not self.path.is_file():
+            return
+        kept = self.path.with_name(f"metrics-before-{time.strftime('%Y%m%dT%H%M%S')}.jsonl")
+        self.path.rename(kept)
+        print(f"note: {self.path} held an earlier run's log, with no checkpoint to resume from; kept it as "
+              f"{kept.name} and started a new one.", flush=True)
+
     def has(self, kind: str) -> bool:
         """Whether the log already holds a record of this kind (read on rank 0; False elsewhere)."""
-        return dist.is_main() and any(r.get("kind") == kind for r in read_metrics(self.path))
+        return dist.is_main() and first_record(self.path, kind) is not None
 
     def write(self, record: dict[str, Any]) -> None:
         if dist.is_main():
@@ -497,6 +508,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     log = RunLog(run_dir, tensorboard=cfg.tensorboard)
     if resume:
         log.truncate_after(step)
+    else:
+        log.set_aside()
     fixed_z = method.sample_prior(64, torch.Generator(device=device).manual_seed(12345)) \
         if method.has_generator else None
     fixed_x = test_set.x[:32].to(device)
