@@ -127,6 +127,10 @@ class Config:
     checkpoint_every: int = 1  # epochs between checkpoints
     log_every: int = 50  # steps between metrics.jsonl lines
     keep_checkpoints: int = 2
+    # After every epoch the trainer checks whether G draws one image for all of 64 fixed latents (a
+    # collapse the D baseline's GAN never recovered from, docs/reliability.md) and warns once. True:
+    # stop the run there instead (GeneratorCollapsed), so no time goes into a generator that is lost.
+    stop_on_collapse: bool = False
     # "1nn_val.<feature>", e.g. "1nn_val.penultimate": at every evaluation also score 1NN on the
     # validation split (val_split: 10k training images against the rest) and keep the weights where it
     # peaked in RUN/best/ (load_model("RUN/best")). Selection never sees the test set. "": off.

@@ -9,6 +9,7 @@ into BENCHMARKS.md.
     python benchmarks/bigan_table.py --quick --subset 6000 --no-write   # a smoke test in minutes
     python benchmarks/bigan_table.py --rows bigan --keep-best  # + the weights validation chose (RUN/ROW/best)
     python benchmarks/bigan_table.py --hold-out-val           # + the authors' code's protocol (held-out 10k)
+    python benchmarks/bigan_table.py --reseed-on-collapse 2   # a row whose G collapses: again, next seed
 
 Each row trains into RUN_ROOT/ROW (default runs/bigan-table-E+D/ROW). With --resume a row whose
 benchmark.json exists is read back instead of retrained, and an interrupted row continues from its
@@ -43,7 +44,7 @@ from advrep.eval import VAL_SPLITS, knn_accuracy, train_val_split  # noqa: E402
 from advrep.evaluate import evaluate  # noqa: E402
 from advrep.methods import make_config  # noqa: E402
 from advrep.report import first_record, read_metrics  # noqa: E402
-from advrep.train import train  # noqa: E402
+from advrep.train import GeneratorCollapsed, train  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -117,13 +118,37 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                       decay_epochs=args.decay_epochs,
                       eval_every=args.eval_every, sample_every=args.eval_every, data_dir=args.data_dir,
                       progress=not args.no_progress)
+    reseeds = args.reseed_on_collapse if row.method in ADVERSARIAL else 0
+    collapsed = collapsed_attempts(run_dir, cfg.seed) if reseeds else []
+    if collapsed:  # an earlier launch moved those runs aside: go on with the seed after them
+        if not args.resume:
+            raise SystemExit(f"[{key}] {collapsed_dir(run_dir, cfg.seed)} holds an earlier run of this row whose G "
+                             f"collapsed; pass --resume to go on with seed {collapsed[-1]['seed'] + 1}, or choose "
+                             "another --run-root.")
+        cfg = cfg.updated({"seed": collapsed[-1]["seed"] + 1})
     resume = args.resume and latest_checkpoint(run_dir) is not None
     if resume and saved.is_file():  # an interrupted row: say which flags it needs, before training refuses
         refuse_another_protocol(key, saved, json.loads(saved.read_text()), args)
-    print(f"[{key}] training {row.method} ({row.config}) into {run_dir}" + (" (resuming)" if resume else ""),
-          flush=True)
-    started = time.perf_counter()
-    summary = train(cfg, run_dir, resume=resume, train_set=train_set, test_set=test_set)
+    while True:
+        print(f"[{key}] training {row.method} ({row.config}), seed {cfg.seed}, into {run_dir}"
+              + (" (resuming)" if resume else ""), flush=True)
+        started = time.perf_counter()
+        try:
+            summary = train(cfg.updated({"stop_on_collapse": True}) if reseeds else cfg, run_dir, resume=resume,
+                            train_set=train_set, test_set=test_set)
+            break
+        except GeneratorCollapsed as exc:
+            aside = collapsed_dir(run_dir, cfg.seed)
+            run_dir.rename(aside)
+            collapsed.append({"seed": cfg.seed, "epoch": exc.epoch})
+            print(f"[{key}] G collapsed after epoch {exc.epoch} with seed {cfg.seed}; moved the run to {aside}",
+                  flush=True)
+            if len(collapsed) > reseeds:
+                raise SystemExit(f"[{key}] G collapsed with each of seeds "
+                                 f"{', '.join(str(c['seed']) for c in collapsed)} (--reseed-on-collapse {reseeds}); "
+                                 f"their runs are in {run_dir.parent}. Raise --reseed-on-collapse, or try "
+                                 "another --set seed or precision.") from None
+            cfg, resume = cfg.updated({"seed": cfg.seed + 1}), False
     train_s = time.perf_counter() - started
     device = pick_device(cfg.device)  # on a GPU, 1NN runs there too (the probe stays on the CPU)
     method = load_model(run_dir, device=device)
@@ -140,6 +165,8 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     collapse = first_record(run_dir / "metrics.jsonl", "collapse")
     if collapse is not None:  # the trainer's warning that G drew one image for every latent (docs/reliability.md)
         results["collapsed_epoch"] = collapse["epoch"]
+    if collapsed:  # runs of earlier seeds stopped by --reseed-on-collapse
+        results.update(seed=cfg.seed, collapsed_seeds=collapsed)
     results["pieces"] = [*pieces, piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
                                                row.feature)]
     kept = read_best(run_dir) if cfg.keep_best else None
@@ -150,6 +177,27 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                         "best_epoch": kept["epoch"], "best_1nn_test": best[f"1nn_test.{row.feature}"]})
     done.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     return results
+
+
+# The rows whose generator is trained adversarially, which --reseed-on-collapse restarts; an
+# autoencoder's decoder is trained by reconstruction and can recover (docs/reliability.md).
+ADVERSARIAL = ("bigan", "gan", "latent_regressor", "joint_latent_regressor")
+
+
+def collapsed_dir(run_dir: Path, seed: int) -> Path:
+    """Where --reseed-on-collapse moves a row's run whose G collapsed: RUN_ROOT/ROW.collapsed-seedS."""
+    return run_dir.with_name(f"{run_dir.name}.collapsed-seed{seed}")
+
+
+def collapsed_attempts(run_dir: Path, seed: int) -> list[dict]:
+    """The runs --reseed-on-collapse moved aside for this row, from ``seed`` on with no gap, oldest first:
+    [{"seed", "epoch"}], the epoch being where the trainer's check fired."""
+    found = []
+    while collapsed_dir(run_dir, seed).is_dir():
+        record = first_record(collapsed_dir(run_dir, seed) / "metrics.jsonl", "collapse")
+        found.append({"seed": seed, "epoch": record["epoch"] if record else None})
+        seed += 1
+    return found
 
 
 def piece_record(results: dict, feature: str) -> dict:
@@ -193,6 +241,9 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
             wall += f", stopped by max_minutes after epoch {r['epochs_run']}"
         best = f"{r['best_1nn_test']:.2f} ({r['best_epoch']})" if "best_1nn_test" in r else "—"
         label = row.label + (f" (G collapsed at epoch {r['collapsed_epoch']})" if "collapsed_epoch" in r else "")
+        if r.get("collapsed_seeds"):
+            label += f" (seed {r['seed']}; " + ", ".join(f"seed {c['seed']} collapsed at epoch {c['epoch']}"
+                                                         for c in r["collapsed_seeds"]) + ")"
         lines.append(f"| {label} | {row.paper:.2f} | {ours:.2f} | {ours - row.paper:+.2f} | {held}{best} | "
                      f"{cell(r, '1nn_test.z')} | {cell(r, f'probe_test.{row.feature}')} | "
                      f"{cell(r, 'recon_ratio', '{:.3f}')} | {wall} |")
@@ -280,6 +331,10 @@ def main() -> int:
                     help="which 10k training images are the validation split: bigan_code, the authors' seeded "
                          "draw (the default with --hold-out-val), or last, the last 10k (the default without "
                          "it, and what rows trained before this option used)")
+    ap.add_argument("--reseed-on-collapse", type=int, default=0, metavar="N",
+                    help="when an adversarial row's G collapses (one image for every latent), stop it, move its "
+                         "run to ROW.collapsed-seedS and train the row again with the next seed, up to N times; "
+                         "the table names the seed used and the ones that collapsed (default 0: train on)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
     args = ap.parse_args()

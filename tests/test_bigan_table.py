@@ -1,6 +1,7 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
 validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
-collapsed; and benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw."""
+collapsed; benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
+and benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others."""
 
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ from advrep.checkpoint import read_best  # noqa: E402
 
 
 def row_args(tmp_path, *, keep_best=False, hold_out_val=False, val_split="last", epochs=2, decay_epochs=1,
-             eval_every=0, batch=512, extra=()):
+             eval_every=0, batch=512, extra=(), reseed_on_collapse=0):
     """bigan_table's arguments for one small row (32-unit networks, 4-d code) trained into tmp_path."""
     return argparse.Namespace(run_root=str(tmp_path), resume=False, epochs=epochs, decay_epochs=decay_epochs,
+                              reseed_on_collapse=reseed_on_collapse,
                               eval_every=eval_every, data_dir=None, no_progress=True, keep_best=keep_best,
                               hold_out_val=hold_out_val, val_split=val_split,
                               set=["hidden=32", "latent_dim=4", f"batch_size={batch}", *extra])
@@ -91,6 +93,28 @@ def test_a_row_whose_generator_collapsed_says_so_in_the_table(tmp_path, noisy_di
     collapsed_generator.undo()
     healthy = bigan_table.evaluate_row("d", row, row_args(tmp_path / "healthy"), train_set, test_set)
     assert "collapsed_epoch" not in healthy
+
+
+def test_reseed_on_collapse_moves_a_collapsed_row_aside_and_trains_it_again_with_the_next_seed(
+        tmp_path, noisy_digits, collapsed_generator):
+    train_set, test_set = noisy_digits
+    row = bigan_table.ROWS["d"]
+    args = row_args(tmp_path, reseed_on_collapse=1)
+    with pytest.raises(SystemExit, match="collapsed with each of seeds 0, 1"):
+        bigan_table.evaluate_row("d", row, args, train_set, test_set)
+    assert [c["seed"] for c in bigan_table.collapsed_attempts(tmp_path / "d", 0)] == [0, 1]
+    assert not (tmp_path / "d").exists()
+    collapsed_generator.undo()
+    # a new launch without --resume would silently skip seeds: it is refused
+    with pytest.raises(SystemExit, match="pass --resume to go on with seed 2"):
+        bigan_table.evaluate_row("d", row, args, train_set, test_set)
+    args.resume, args.reseed_on_collapse = True, 2
+    results = bigan_table.evaluate_row("d", row, args, train_set, test_set)
+    assert results["seed"] == 2 and "collapsed_epoch" not in results
+    assert results["collapsed_seeds"] == [{"seed": 0, "epoch": 1}, {"seed": 1, "epoch": 1}]
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["seed"] == 2
+    assert bigan_table.table_lines({"d": row}, {"d": results}, raw=97.0)[-1].startswith(
+        f"| {row.label} (seed 2; seed 0 collapsed at epoch 1, seed 1 collapsed at epoch 1) |")
 
 
 def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(tmp_path, noisy_digits):
@@ -205,3 +229,31 @@ def test_gan_collapse_reports_which_runs_lost_their_generator(tmp_path, noisy_di
     assert healthy["epochs"] == 2 and healthy["collapsed_epoch"] is None and healthy["spread"] > 1e-3
     # a finished run directory is read back as it is
     assert run("healthy") == healthy
+
+
+def test_d_overfit_scores_a_trained_d_on_each_source_and_names_its_epochs(tmp_path, noisy_digits):
+    import d_overfit
+
+    from advrep.checkpoint import load_model
+
+    train_set, test_set = noisy_digits
+    bigan_table.evaluate_row("d", bigan_table.ROWS["d"], row_args(tmp_path, keep_best=True, eval_every=1),
+                             train_set, test_set)
+    run = tmp_path / "d"
+    assert d_overfit.epochs_trained(run) == 3  # 2 constant-rate epochs + 1 of decay
+    assert d_overfit.epochs_trained(run / "best") == read_best(run)["epoch"]
+    method = load_model(run)
+    scores = d_overfit.d_scores(method, test_set.x, n=10**6, batch_size=64)
+    assert scores["n"] == len(test_set) and 0 < scores["mean"] < 1
+    assert not method.nets.training  # back in eval mode, as load_model left it
+    # the same seed scores the same images in the same batches: flipping D's last layer flips every score
+    with torch.no_grad():
+        method.nets["D"].out.weight.neg_()
+    flipped = d_overfit.d_scores(method, test_set.x, n=10**6, batch_size=64)
+    assert flipped["mean"] == pytest.approx(1 - scores["mean"], abs=1e-6)
+    assert flipped["real"] + scores["real"] == pytest.approx(100, abs=0.2)
+    samples = d_overfit.d_scores(method, None, n=100, batch_size=64)  # G's samples, a short last batch
+    assert samples["n"] == 100
+    with torch.no_grad():
+        method.nets["D"].out.weight.zero_()
+    assert d_overfit.d_scores(method, test_set.x, n=50, batch_size=64) == {"n": 50, "mean": 0.5, "real": 0.0}

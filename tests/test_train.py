@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import advrep.train.loop as loop
-from advrep.checkpoint import load_model
+from advrep.checkpoint import latest_checkpoint, load_model
 from advrep.data import Dataset, load_dataset
 from advrep.methods import make_config
-from advrep.train import TrainingError, lr_scale, train
+from advrep.train import GeneratorCollapsed, TrainingError, lr_scale, train
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_a_generator_collapsed_to_one_image_is_reported_once(tmp_path, digits, c
     train(small("gan"), tmp_path, train_set=digits[0], test_set=digits[1])
     out = capsys.readouterr().out
     assert out.count("warning: epoch 1: G draws the same image for all 64 fixed latents") == 1
-    assert "starting afresh with another seed." in out  # fp32 already: no precision advice
+    assert "starting afresh with another seed, or set stop_on_collapse" in out  # fp32 already: no precision advice
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     flagged = [r for r in lines if r.get("kind") == "collapse"]
     assert len(flagged) == 1 and flagged[0]["epoch"] == 1 and flagged[0]["G_spread"] < loop.COLLAPSED_SPREAD
@@ -117,6 +117,17 @@ def test_a_generator_collapsed_to_one_image_is_reported_once(tmp_path, digits, c
     assert "G draws the same image" not in capsys.readouterr().out
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert sum(r.get("kind") == "collapse" for r in lines) == 1
+
+
+def test_stop_on_collapse_stops_where_the_check_fires_without_saving_that_epoch(tmp_path, digits,
+                                                                               collapsed_generator, capsys):
+    with pytest.raises(GeneratorCollapsed, match="stop_on_collapse is set") as info:
+        train(small("gan", stop_on_collapse=True), tmp_path, train_set=digits[0], test_set=digits[1])
+    assert info.value.epoch == 1 and info.value.spread < loop.COLLAPSED_SPREAD
+    assert "training stops here" in capsys.readouterr().out
+    assert latest_checkpoint(tmp_path) is None  # the collapsed epoch was not saved
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records if r.get("kind") == "collapse"] == [1]
 
 
 def test_a_fresh_run_sets_an_earlier_log_aside_instead_of_appending_to_it(tmp_path, digits, capsys):

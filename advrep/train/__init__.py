@@ -1,5 +1,5 @@
 """The training loop shared by every method."""
 
-from .loop import TrainingError, lr_scale, train, train_step
+from .loop import GeneratorCollapsed, TrainingError, lr_scale, train, train_step
 
-__all__ = ["TrainingError", "lr_scale", "train", "train_step"]
+__all__ = ["GeneratorCollapsed", "TrainingError", "lr_scale", "train", "train_step"]

@@ -49,6 +49,15 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, a bad resume); the last checkpoint is intact."""
 
 
+class GeneratorCollapsed(TrainingError):
+    """With ``stop_on_collapse``: G drew one image for all 64 fixed latents after ``epoch`` epochs (per-pixel
+    spread ``spread``). The checkpoints before that epoch are intact; that epoch's was not written."""
+
+    def __init__(self, message: str, *, epoch: int, spread: float):
+        super().__init__(message)
+        self.epoch, self.spread = epoch, spread
+
+
 def lr_scale(cfg: Config, epoch: int) -> float:
     """Constant for ``epochs``, then exponential decay to ``final_lr_scale`` over ``decay_epochs``
     (the reference code sets it once per epoch: lr * 0.01 ** ((e - 199) / 200))."""
@@ -550,19 +559,30 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     collapse_noted = resume and log.has("collapse")  # once per run, across resumes
 
     def check_collapse() -> None:
-        """Rank 0, after each epoch: warn once if G maps all of ``fixed_z`` to one image."""
+        """Rank 0, after each epoch: warn once if G maps all of ``fixed_z`` to one image; with
+        ``stop_on_collapse`` every rank then raises GeneratorCollapsed instead of going on."""
         nonlocal collapse_noted
-        if fixed_z is None or collapse_noted or not dist.is_main():
+        if fixed_z is None or (collapse_noted and not cfg.stop_on_collapse):
             return
-        spread = generator_spread(method, fixed_z)
-        if spread < COLLAPSED_SPREAD:
+        spread = generator_spread(method, fixed_z) if dist.is_main() else math.inf
+        collapsed = spread < COLLAPSED_SPREAD
+        if collapsed and not collapse_noted:
             collapse_noted = True
             log.write({"kind": "collapse", "step": step, "epoch": epoch, "G_spread": spread})
             other = " or precision=fp32" if cfg.precision != "fp32" else ""
+            then = ("stop_on_collapse is set, so training stops here" if cfg.stop_on_collapse else
+                    f"consider stopping and starting afresh with another seed{other}, or set "
+                    "stop_on_collapse=true to stop at once")
             print(f"warning: epoch {epoch}: G draws the same image for all 64 fixed latents (per-pixel "
                   f"spread {spread:.2g}, below {COLLAPSED_SPREAD:g}). It may not recover: the D baseline's "
-                  "GAN did not (docs/reliability.md). Checkpoints from here on hold the collapsed G; "
-                  f"consider stopping and starting afresh with another seed{other}.", flush=True)
+                  f"GAN did not (docs/reliability.md). Checkpoints from here on hold the collapsed G; {then}.",
+                  flush=True)
+        if cfg.stop_on_collapse and dist.any_rank(collapsed):
+            raise GeneratorCollapsed(
+                f"G collapsed after epoch {epoch} (one image for all 64 fixed latents) and stop_on_collapse "
+                f"is set: training stopped without saving that epoch. The checkpoints already in {run_dir} "
+                "are intact, but their G may be on its way to the same state; start afresh with another seed.",
+                epoch=epoch, spread=spread)
 
     started = time.perf_counter()
     start_epoch = epoch  # where this process began (after a resume, the checkpoint's epoch)
@@ -657,4 +677,4 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     return summary
 
 
-__all__ = ["TrainingError", "train", "train_step", "lr_scale", "epoch_order", "format_table"]
+__all__ = ["GeneratorCollapsed", "TrainingError", "train", "train_step", "lr_scale", "epoch_order", "format_table"]
