@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import commit, machine  # noqa: E402
 
-from advrep.checkpoint import latest_checkpoint, load_model, read_best  # noqa: E402
+from advrep.checkpoint import RunLock, latest_checkpoint, load_model, read_best  # noqa: E402
 from advrep.config import parse_overrides  # noqa: E402
 from advrep.data import Dataset, load_dataset  # noqa: E402
 from advrep.distributed import pick_device  # noqa: E402
@@ -80,7 +80,8 @@ those 50k). The validation 10k are the authors' own seeded draw with `--val-spli
 pixels 97.20) or the last 10k with `--val-split last` (raw pixels 97.12). "wall" the training time including
 the periodic 1NN checks: a row stopped by max_minutes and continued with --resume adds up its pieces
 (benchmark.json keeps each piece's epochs, time and scores, probe included); "(resumed)" marks time
-before the first recorded piece that is not counted. Raw pixels are the floor."""
+before the first recorded piece that is not counted, and a row trained again with `--reseed-on-collapse`
+counts only its last seed. Raw pixels are the floor."""
 
 
 def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
@@ -119,8 +120,10 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                       eval_every=args.eval_every, sample_every=args.eval_every, data_dir=args.data_dir,
                       progress=not args.no_progress)
     reseeds = args.reseed_on_collapse if row.method in ADVERSARIAL else 0
-    collapsed = collapsed_attempts(run_dir, cfg.seed) if reseeds else []
-    if collapsed:  # an earlier launch moved those runs aside: go on with the seed after them
+    # runs of this row an earlier launch's --reseed-on-collapse moved aside (looked for even without the
+    # flag, so that --resume goes on with the seed the row reached, not the first one)
+    collapsed = collapsed_attempts(run_dir, cfg.seed) if row.method in ADVERSARIAL else []
+    if collapsed:
         if not args.resume:
             raise SystemExit(f"[{key}] {collapsed_dir(run_dir, cfg.seed)} holds an earlier run of this row whose G "
                              f"collapsed; pass --resume to go on with seed {collapsed[-1]['seed'] + 1}, or choose "
@@ -139,16 +142,23 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
             break
         except GeneratorCollapsed as exc:
             aside = collapsed_dir(run_dir, cfg.seed)
-            run_dir.rename(aside)
-            collapsed.append({"seed": cfg.seed, "epoch": exc.epoch})
-            print(f"[{key}] G collapsed after epoch {exc.epoch} with seed {cfg.seed}; moved the run to {aside}",
-                  flush=True)
+            if aside.exists():
+                raise SystemExit(f"[{key}] G collapsed with seed {cfg.seed}, but {aside} already exists, so the run "
+                                 f"cannot be moved there; move or delete {aside} and rerun with --resume.") from None
+            with RunLock(run_dir):  # no other process may be resuming it while it moves
+                run_dir.rename(aside)
+            # the epoch the log recorded first (a run resumed with the flag may have collapsed before)
+            record = first_record(aside / "metrics.jsonl", "collapse")
+            collapsed.append({"seed": cfg.seed, "epoch": record["epoch"] if record else exc.epoch})
+            print(f"[{key}] G collapsed after epoch {collapsed[-1]['epoch']} with seed {cfg.seed}; moved the run "
+                  f"to {aside}", flush=True)
             if len(collapsed) > reseeds:
                 raise SystemExit(f"[{key}] G collapsed with each of seeds "
                                  f"{', '.join(str(c['seed']) for c in collapsed)} (--reseed-on-collapse {reseeds}); "
-                                 f"their runs are in {run_dir.parent}. Raise --reseed-on-collapse, or try "
-                                 "another --set seed or precision.") from None
-            cfg, resume = cfg.updated({"seed": cfg.seed + 1}), False
+                                 f"their runs are in {run_dir.parent}/{key}.collapsed-seed*. To try more seeds, "
+                                 f"rerun with --resume --reseed-on-collapse {len(collapsed) + 1}; or try another "
+                                 "--set seed or precision.") from None
+            cfg, resume, pieces = cfg.updated({"seed": cfg.seed + 1}), False, []  # earlier pieces went aside too
     train_s = time.perf_counter() - started
     device = pick_device(cfg.device)  # on a GPU, 1NN runs there too (the probe stays on the CPU)
     method = load_model(run_dir, device=device)
@@ -334,7 +344,8 @@ def main() -> int:
     ap.add_argument("--reseed-on-collapse", type=int, default=0, metavar="N",
                     help="when an adversarial row's G collapses (one image for every latent), stop it, move its "
                          "run to ROW.collapsed-seedS and train the row again with the next seed, up to N times; "
-                         "the table names the seed used and the ones that collapsed (default 0: train on)")
+                         "the table names the seed used and the ones that collapsed, and its wall time is the "
+                         "last seed's (default 0: train on)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
     args = ap.parse_args()

@@ -1,7 +1,7 @@
 """Does the D baseline's discriminator learn the images it trained on rather than digits? Scores a
-trained GAN's D on four sources: the 50k images it trained on, the held-out 10k (the run's
-``val_split``), the test 10k and G's samples. A D that memorises scores its training images as real and
-unseen digits less so; the gap between the first two is that memorisation.
+trained GAN's D on the images it trained on (the 50k of a ``hold_out_val`` run, else all 60k), the
+held-out 10k of such a run (its ``val_split``), the test 10k and G's samples. A D that memorises scores
+its training images as real and unseen digits less so; the gap between the two is that memorisation.
 
     python benchmarks/d_overfit.py runs/table-bigancode-200+200-seed1/d/best \\
         runs/table-bigancode-200+200-seed1/d --data-dir ../shared/data

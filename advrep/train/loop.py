@@ -51,7 +51,8 @@ class TrainingError(RuntimeError):
 
 class GeneratorCollapsed(TrainingError):
     """With ``stop_on_collapse``: G drew one image for all 64 fixed latents after ``epoch`` epochs (per-pixel
-    spread ``spread``). The checkpoints before that epoch are intact; that epoch's was not written."""
+    spread ``spread``, measured on rank 0; inf on the other ranks of a distributed run). The checkpoints
+    before that epoch are intact; that epoch's was not written."""
 
     def __init__(self, message: str, *, epoch: int, spread: float):
         super().__init__(message)
@@ -578,10 +579,12 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                   f"GAN did not (docs/reliability.md). Checkpoints from here on hold the collapsed G; {then}.",
                   flush=True)
         if cfg.stop_on_collapse and dist.any_rank(collapsed):
+            measured = f", per-pixel spread {spread:.2g} < {COLLAPSED_SPREAD:g}" if dist.is_main() else ""
             raise GeneratorCollapsed(
-                f"G collapsed after epoch {epoch} (one image for all 64 fixed latents) and stop_on_collapse "
-                f"is set: training stopped without saving that epoch. The checkpoints already in {run_dir} "
-                "are intact, but their G may be on its way to the same state; start afresh with another seed.",
+                f"G collapsed after epoch {epoch} (one image for all 64 fixed latents{measured}) and "
+                f"stop_on_collapse is set: training stopped without saving that epoch. The checkpoints already "
+                f"in {run_dir} are intact, but their G may be on its way to the same state; start afresh in "
+                f"another run directory with another seed (--set seed={cfg.seed + 1}).",
                 epoch=epoch, spread=spread)
 
     started = time.perf_counter()
