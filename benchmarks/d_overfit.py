@@ -3,8 +3,8 @@ trained GAN's D on the images it trained on (the 50k of a ``hold_out_val`` run, 
 held-out 10k of such a run (its ``val_split``), the test 10k and G's samples. A D that memorises scores
 its training images as real and unseen digits less so; the gap between the two is that memorisation.
 
-    python benchmarks/d_overfit.py runs/table-bigancode-200+200-seed1/d/best \\
-        runs/table-bigancode-200+200-seed1/d --data-dir ../shared/data
+    python benchmarks/d_overfit.py runs/table-bigancode-200+200-seed2/d/best \\
+        runs/table-bigancode-200+200-seed2/d --data-dir ../shared/data
 
 Each source is scored in shuffled batches of the run's batch size with D in training mode, so every batch
 is normalised by its own statistics as in a training step (D never sees population statistics while it
