@@ -9,8 +9,9 @@ import types
 import pytest
 
 from advrep.config import ConfigError
+from advrep.data import Dataset, load_dataset
 from advrep.methods import make_config
-from advrep.train import train
+from advrep.train import TrainingError, train
 
 
 def tiny_cfg(**kw):
@@ -61,6 +62,21 @@ def test_every_record_becomes_scalars_at_its_step(tmp_path, monkeypatch):
     assert writer.scalars == expected
     tags = {t for t, _, _ in writer.scalars}
     assert {"train/loss_D", "train/loss_EG", "eval/1nn_test.z", "summary/wall_s"} <= tags
+
+
+def test_a_run_that_fails_closes_its_writer(tmp_path, monkeypatch):
+    # A NaN loss at the first step: the writer must not outlive the failed run (a reseed loop would
+    # otherwise leave one writer behind per attempt).
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = FakeWriter
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
+    FakeWriter.made.clear()
+    train_set = load_dataset("digits", "train")
+    nan_set = Dataset(x=train_set.x * float("nan"), y=train_set.y, name="all-nan")
+    with pytest.raises(TrainingError, match="is nan at step 0"):
+        train(tiny_cfg(), tmp_path / "run", train_set=nan_set, test_set=load_dataset("digits", "test"))
+    (writer,) = FakeWriter.made
+    assert writer.closed
 
 
 def test_real_event_files_hold_the_losses(tmp_path):

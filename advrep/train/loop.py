@@ -8,6 +8,7 @@ periodic evaluation and checkpoints. Data order and latent samples come from gen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -395,6 +396,18 @@ class RunLog:
         if self.tensorboard is not None:
             self.tensorboard.write(record)
 
+    @contextlib.contextmanager
+    def closed_on_error(self):
+        """Close the TensorBoard writer when training ends by an exception (a NaN loss, a collapse,
+        Ctrl-C); a finished run closes it with its summary record. Without this, every failed run in
+        one process (bigan_table.py's reseeds) would leave a writer thread behind."""
+        try:
+            yield
+        except BaseException:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+            raise
+
 
 def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -592,7 +605,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     images_seen = 0
     final: dict[str, float] = {}
     method.nets.train()
-    with StopRequests() as stop:
+    with StopRequests() as stop, log.closed_on_error():
         while epoch < total_epochs:
             scale = method.lr_schedule(epoch)
             scale = lr_scale(cfg, epoch) if scale is None else scale

@@ -52,4 +52,7 @@ class TensorBoardLog:
         # keeps its curves.
         self.writer.flush()
         if record.get("kind") == "summary":
-            self.writer.close()
+            self.close()
+
+    def close(self) -> None:
+        self.writer.close()
