@@ -1,7 +1,8 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
 validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
 collapsed; benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
-and benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others."""
+and benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others;
+benchmarks/nn_gap.py, which compares 1NN of trained-on and unseen images in any model's features."""
 
 from __future__ import annotations
 
@@ -260,3 +261,51 @@ def test_d_overfit_scores_a_trained_d_on_each_source_and_names_its_epochs(tmp_pa
     with torch.no_grad():
         method.nets["D"].out.weight.zero_()
     assert d_overfit.d_scores(method, test_set.x, n=50, batch_size=64) == {"n": 50, "mean": 0.5, "real": 0.0}
+
+
+def test_nn_gap_leaves_each_trained_on_image_out_and_queries_unseen_ones_against_all(tmp_path):
+    import nn_gap
+
+    gen = torch.Generator().manual_seed(0)
+    refs, ref_y = torch.randn(300, 5, generator=gen), torch.randint(0, 3, (300,), generator=gen)
+    refs[7] = refs[3]  # an exact duplicate: each is the other's nearest neighbour, at distance 0
+    unseen, unseen_y = torch.randn(50, 5, generator=gen), torch.randint(0, 3, (50,), generator=gen)
+    scores = nn_gap.nn_gap(refs, ref_y, {"unseen": (unseen, unseen_y)}, n=10**6)
+    # brute force: every reference queried against the others (itself excluded)
+    d = torch.cdist(refs.double(), refs.double())
+    d.fill_diagonal_(float("inf"))
+    best, idx = d.min(1)
+    assert best[3] == best[7] == 0 and idx[3] == 7 and idx[7] == 3
+    trained = scores["trained on"]
+    assert trained["n"] == 300
+    assert trained["median_d"] == pytest.approx(best.median().item(), rel=1e-5)
+    assert trained["acc"] == pytest.approx((ref_y[idx] == ref_y).double().mean().item() * 100)
+    d_u, idx_u = torch.cdist(unseen.double(), refs.double()).min(1)
+    assert scores["unseen"]["median_d"] == pytest.approx(d_u.median().item(), rel=1e-5)
+    assert scores["unseen"]["acc"] == pytest.approx((ref_y[idx_u] == unseen_y).double().mean().item() * 100)
+    assert nn_gap.nn_gap(refs, ref_y, {}, n=20)["trained on"]["n"] == 20  # a seeded draw of 20 queries
+    # a hold_out_val run: its 10k held out, and the test set, are queried against the other images
+    feats, y = torch.arange(10240.0)[:, None], torch.arange(10240) % 10
+    ref, _, unseen_sets = nn_gap.split(feats, y, unseen, unseen_y, True, "last")
+    assert len(ref) == 240 and set(unseen_sets) == {"held-out", "test"}
+    assert torch.equal(unseen_sets["held-out"][0], feats[240:])
+
+
+def test_nn_gap_reproduces_the_runs_own_1nn_score(tmp_path, capsys):
+    import nn_gap
+
+    from advrep.methods import make_config
+    from advrep.train import train
+
+    run = tmp_path / "ae"
+    summary = train(make_config("autoencoder", data="digits", hidden=32, latent_dim=4, epochs=1, decay_epochs=1,
+                                bn_batches=5, eval_every=0, sample_every=0, progress=False), run)
+    assert nn_gap.main([str(run)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines()[2:]]
+    by = {(r[0].lstrip("| "), r[2]): r for r in rows}
+    test_row = by[(f"{run} (autoencoder, penultimate)", "test")]
+    assert test_row[1] == "2"  # epochs trained
+    assert float(test_row[4]) == pytest.approx(summary["1nn_test.penultimate"], abs=0.005)
+    assert float(by[("raw pixels (digits)", "trained on")][7].rstrip(" |")) == 1
+    with pytest.raises(SystemExit, match="has no feature 'nope'"):
+        nn_gap.main([str(run), "--feature", "nope"])
