@@ -5,7 +5,7 @@ out) beside those of unseen images (against all trained-on images), in the featu
     python benchmarks/nn_gap.py runs/table-bigancode-200+200-seed2/d/best \\
         runs/table-bigancode-200+200-seed2/d --data-dir ../shared/data
 
-For any method, where ``benchmarks/d_overfit.py`` asks the D baseline's discriminator alone. Both kinds
+Works for any method, whereas ``benchmarks/d_overfit.py`` asks the D baseline's discriminator alone. Both kinds
 of query come from one distribution, so in features that treat them alike (raw pixels, printed first
 as the control) their accuracies and distances agree up to sampling noise. Features that have
 memorised the trained-on images put those nearer to each other than unseen images are to any of them
@@ -15,8 +15,8 @@ The references are the images the run trained on: the 50k of a ``hold_out_val`` 
 (its ``val_split``) and the test set are the unseen queries, else all training images, with the test
 set as the unseen queries. Features as the run's own evaluations compute them: batch norm's statistics
 refreshed over ``bn_batches`` training batches (seed 0), then eval mode, so the unseen rows reproduce
-the run's logged 1NN scores (``1nn_val.*`` of a ``hold_out_val`` run, ``1nn_test.*`` otherwise).
-Prints one markdown row per weights and query source; writes nothing.
+the run's logged 1NN scores (``1nn_val.*`` of a ``hold_out_val`` run, ``1nn_test.*`` otherwise) where
+the run evaluated on the CPU, as this script does. Prints one markdown row per weights and query source; writes nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from advrep.checkpoint import load_model  # noqa: E402
 from advrep.data import load_dataset  # noqa: E402
 from advrep.eval.knn import nearest_neighbours  # noqa: E402
 from advrep.eval.splits import train_val_split  # noqa: E402
-from advrep.evaluate import compute_features, refresh_batch_norm  # noqa: E402
+from advrep.evaluate import compute_features, fit_split, refresh_batch_norm  # noqa: E402
 
 
 def nearest_other(queries: torch.Tensor, refs: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,8 +71,7 @@ def run_features(method, train, test, feature: str | None) -> tuple[str, torch.T
     """(name, features of every training image, of every test image), computed as the run's evaluations
     do. ``feature=None``: the BiGAN table's, the penultimate layer (a GAN's: its discriminator's)."""
     cfg = method.cfg
-    fit = train.subset(train_val_split(len(train), 10000, order=cfg.val_split)[0]) if cfg.hold_out_val else train
-    refresh_batch_norm(method, fit, batches=cfg.bn_batches, seed=0)
+    refresh_batch_norm(method, fit_split(train, cfg.hold_out_val, cfg.val_split), batches=cfg.bn_batches, seed=0)
     method.nets.eval()
     got = {}
     for name, data in (("train", train), ("test", test)):
@@ -116,21 +115,29 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     controls_done = set()
     for run in args.runs:
-        method = load_model(run)
-        cfg = method.cfg
-        train = load_dataset(cfg.data, "train", data_dir=args.data_dir, download=False)
-        test = load_dataset(cfg.data, "test", data_dir=args.data_dir, download=False)
-        if cfg.hold_out_val and len(train) <= 10000:
-            parser.error(f"{run} held out 10000 images of {cfg.data!r}, which has only {len(train)}.")
-        protocol = (cfg.data, cfg.hold_out_val, cfg.val_split if cfg.hold_out_val else "")
-        if protocol not in controls_done:
-            controls_done.add(protocol)
-            pixels = split(train.x.flatten(1), train.y, test.x.flatten(1), test.y, cfg.hold_out_val, cfg.val_split)
-            print_rows(f"raw pixels ({cfg.data})", "—", nn_gap(*pixels, n=args.n))
-        feature, train_f, test_f = run_features(method, train, test, args.feature)
-        scores = nn_gap(*split(train_f, train.y, test_f, test.y, cfg.hold_out_val, cfg.val_split), n=args.n)
-        print_rows(f"{run} ({method.name}, {feature})", str(epochs_trained(run)), scores)
+        try:
+            report(run, args, controls_done)
+        except ValueError as exc:  # a dataset that is missing, or too small for the run's held-out 10k
+            parser.error(f"{run}: {exc}")
     return 0
+
+
+def report(run: str, args: argparse.Namespace, controls_done: set) -> None:
+    """Print the rows of one run's weights, after the raw-pixel control of its protocol the first time."""
+    method = load_model(run)
+    cfg = method.cfg
+    data = {"data_dir": args.data_dir or cfg.data_dir, "size": cfg.image_size or None, "download": False}
+    train, test = load_dataset(cfg.data, "train", **data), load_dataset(cfg.data, "test", **data)
+    if train.y is None or test.y is None:
+        raise ValueError(f"dataset {cfg.data!r} has no labels, and 1NN accuracy needs them.")
+    protocol = (cfg.data, cfg.hold_out_val, cfg.val_split if cfg.hold_out_val else "")
+    if protocol not in controls_done:
+        controls_done.add(protocol)
+        pixels = split(train.x.flatten(1), train.y, test.x.flatten(1), test.y, cfg.hold_out_val, cfg.val_split)
+        print_rows(f"raw pixels ({cfg.data})", "—", nn_gap(*pixels, n=args.n))
+    feature, train_f, test_f = run_features(method, train, test, args.feature)
+    scores = nn_gap(*split(train_f, train.y, test_f, test.y, cfg.hold_out_val, cfg.val_split), n=args.n)
+    print_rows(f"{run} ({method.name}, {feature})", str(epochs_trained(run)), scores)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
 validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
 collapsed; benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
-and benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others;
+benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others; and
 benchmarks/nn_gap.py, which compares 1NN of trained-on and unseen images in any model's features."""
 
 from __future__ import annotations
@@ -263,12 +263,13 @@ def test_d_overfit_scores_a_trained_d_on_each_source_and_names_its_epochs(tmp_pa
     assert d_overfit.d_scores(method, test_set.x, n=50, batch_size=64) == {"n": 50, "mean": 0.5, "real": 0.0}
 
 
-def test_nn_gap_leaves_each_trained_on_image_out_and_queries_unseen_ones_against_all(tmp_path):
+def test_nn_gap_leaves_each_trained_on_image_out_and_queries_unseen_ones_against_all():
     import nn_gap
 
     gen = torch.Generator().manual_seed(0)
     refs, ref_y = torch.randn(300, 5, generator=gen), torch.randint(0, 3, (300,), generator=gen)
     refs[7] = refs[3]  # an exact duplicate: each is the other's nearest neighbour, at distance 0
+    ref_y[7] = (ref_y[3] + 1) % 3  # with another label, so taking the image itself would score differently
     unseen, unseen_y = torch.randn(50, 5, generator=gen), torch.randint(0, 3, (50,), generator=gen)
     scores = nn_gap.nn_gap(refs, ref_y, {"unseen": (unseen, unseen_y)}, n=10**6)
     # brute force: every reference queried against the others (itself excluded)
@@ -276,6 +277,7 @@ def test_nn_gap_leaves_each_trained_on_image_out_and_queries_unseen_ones_against
     d.fill_diagonal_(float("inf"))
     best, idx = d.min(1)
     assert best[3] == best[7] == 0 and idx[3] == 7 and idx[7] == 3
+    assert nn_gap.nearest_other(refs[[3, 7]], refs, torch.tensor([3, 7]))[1].tolist() == [7, 3]
     trained = scores["trained on"]
     assert trained["n"] == 300
     assert trained["median_d"] == pytest.approx(best.median().item(), rel=1e-5)
@@ -286,14 +288,18 @@ def test_nn_gap_leaves_each_trained_on_image_out_and_queries_unseen_ones_against
     assert nn_gap.nn_gap(refs, ref_y, {}, n=20)["trained on"]["n"] == 20  # a seeded draw of 20 queries
     # a hold_out_val run: its 10k held out, and the test set, are queried against the other images
     feats, y = torch.arange(10240.0)[:, None], torch.arange(10240) % 10
-    ref, _, unseen_sets = nn_gap.split(feats, y, unseen, unseen_y, True, "last")
-    assert len(ref) == 240 and set(unseen_sets) == {"held-out", "test"}
-    assert torch.equal(unseen_sets["held-out"][0], feats[240:])
+    ref, ref_labels, unseen_sets = nn_gap.split(feats, y, unseen, unseen_y, True, "last")
+    assert torch.equal(ref, feats[:240]) and torch.equal(ref_labels, y[:240])
+    assert set(unseen_sets) == {"held-out", "test"}
+    assert torch.equal(unseen_sets["held-out"][0], feats[240:]) and torch.equal(unseen_sets["held-out"][1], y[240:])
+    assert unseen_sets["test"][0] is unseen and unseen_sets["test"][1] is unseen_y
 
 
 def test_nn_gap_reproduces_the_runs_own_1nn_score(tmp_path, capsys):
     import nn_gap
 
+    from advrep.data import load_dataset
+    from advrep.eval.knn import knn_accuracy
     from advrep.methods import make_config
     from advrep.train import train
 
@@ -306,6 +312,8 @@ def test_nn_gap_reproduces_the_runs_own_1nn_score(tmp_path, capsys):
     test_row = by[(f"{run} (autoencoder, penultimate)", "test")]
     assert test_row[1] == "2"  # epochs trained
     assert float(test_row[4]) == pytest.approx(summary["1nn_test.penultimate"], abs=0.005)
-    assert float(by[("raw pixels (digits)", "trained on")][7].rstrip(" |")) == 1
+    train_set, test_set = load_dataset("digits", "train"), load_dataset("digits", "test")
+    pixels = knn_accuracy(train_set.x.flatten(1), train_set.y, test_set.x.flatten(1), test_set.y)
+    assert float(by[("raw pixels (digits)", "test")][4]) == pytest.approx(pixels, abs=0.005)
     with pytest.raises(SystemExit, match="has no feature 'nope'"):
         nn_gap.main([str(run), "--feature", "nope"])

@@ -396,17 +396,14 @@ class RunLog:
         if self.tensorboard is not None:
             self.tensorboard.write(record)
 
-    @contextlib.contextmanager
-    def closed_on_error(self):
-        """Close the TensorBoard writer when training ends by an exception (a NaN loss, a collapse,
-        Ctrl-C); a finished run closes it with its summary record. Without this, every failed run in
-        one process (bigan_table.py's reseeds) would leave a writer thread behind."""
-        try:
-            yield
-        except BaseException:
-            if self.tensorboard is not None:
+    def close(self) -> None:
+        """Close the TensorBoard writer however training ends: a finished run's summary record has
+        closed it already, but a run ended by an exception (a NaN loss, a collapse, Ctrl-C) has not, and
+        every such run in one process (bigan_table.py's reseeds) would leave a writer thread behind. A
+        failure to close is dropped so that it never hides the exception that ended the run."""
+        if self.tensorboard is not None:
+            with contextlib.suppress(Exception):
                 self.tensorboard.close()
-            raise
 
 
 def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
@@ -457,12 +454,12 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, train_set: 
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrainingError(f"run directory {run_dir} cannot be created ({exc}); choose another --run-dir.") from exc
-    with RunLock(run_dir, enabled=dist.is_main()):
-        return _train(cfg, run_dir, resume=resume, train_set=train_set, test_set=test_set)
+    with RunLock(run_dir, enabled=dist.is_main()), contextlib.ExitStack() as cleanup:
+        return _train(cfg, run_dir, resume=resume, train_set=train_set, test_set=test_set, cleanup=cleanup)
 
 
 def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | None,
-           test_set: Dataset | None) -> dict[str, float]:
+           test_set: Dataset | None, cleanup: contextlib.ExitStack) -> dict[str, float]:
     device = dist.pick_device(cfg.device)
     created_group = dist.init(device)
     precision = Precision(cfg.precision, device)
@@ -529,6 +526,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 print(f"note: keep_best={cfg.keep_best!r} came after the training ended; nothing was kept.")
         return json.loads(done.read_text()) if done.is_file() else {"step": step, "epochs": epoch}
     log = RunLog(run_dir, tensorboard=cfg.tensorboard)
+    cleanup.callback(log.close)
     if resume:
         log.truncate_after(step)
     else:
@@ -605,7 +603,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     images_seen = 0
     final: dict[str, float] = {}
     method.nets.train()
-    with StopRequests() as stop, log.closed_on_error():
+    with StopRequests() as stop:
         while epoch < total_epochs:
             scale = method.lr_schedule(epoch)
             scale = lr_scale(cfg, epoch) if scale is None else scale
