@@ -5,9 +5,9 @@ out) beside those of unseen images (against all trained-on images), in the featu
     python benchmarks/nn_gap.py runs/table-bigancode-200+200-seed2/d/best \\
         runs/table-bigancode-200+200-seed2/d --data-dir ../shared/data
 
-Works for any method, whereas ``benchmarks/d_overfit.py`` asks the D baseline's discriminator alone. Both kinds
-of query come from one distribution, so in features that treat them alike (raw pixels, printed first
-as the control) their accuracies and distances agree up to sampling noise. Features that have
+Works for any method, whereas ``benchmarks/d_overfit.py`` asks the D baseline's discriminator alone.
+Both kinds of query come from one distribution, so in features that treat them alike (raw pixels,
+printed first as the control) their accuracies and distances agree up to sampling noise. Features that have
 memorised the trained-on images put those nearer to each other than unseen images are to any of them
 (a distance ratio above 1) and score them higher: the gap is what memorising costs the held-out score.
 
@@ -16,7 +16,8 @@ The references are the images the run trained on: the 50k of a ``hold_out_val`` 
 set as the unseen queries. Features as the run's own evaluations compute them: batch norm's statistics
 refreshed over ``bn_batches`` training batches (seed 0), then eval mode, so the unseen rows reproduce
 the run's logged 1NN scores (``1nn_val.*`` of a ``hold_out_val`` run, ``1nn_test.*`` otherwise) where
-the run evaluated on the CPU, as this script does. Prints one markdown row per weights and query source; writes nothing.
+the run evaluated on the CPU, as this script does. Prints one markdown row per weights and query
+source; writes nothing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from advrep.eval.splits import train_val_split  # noqa: E402
 from advrep.evaluate import compute_features, fit_split, refresh_batch_norm  # noqa: E402
 
 
-def nearest_other(queries: torch.Tensor, refs: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_other(queries: torch.Tensor, refs: torch.Tensor, rows: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance and index of each query's nearest reference other than itself: query ``i`` is
     ``refs[rows[i]]``, which is left out (an exact duplicate elsewhere in ``refs`` still counts)."""
     d, idx = nearest_neighbours(queries, refs, k=2)
@@ -48,9 +50,9 @@ def nearest_other(queries: torch.Tensor, refs: torch.Tensor, rows: torch.Tensor)
 
 
 def nn_gap(refs: torch.Tensor, ref_y: torch.Tensor, unseen: dict[str, tuple[torch.Tensor, torch.Tensor]], *,
-           n: int = 10000, seed: int = 0) -> dict[str, dict[str, float]]:
-    """{source: {"n", "acc", "median_d"}} for ``n`` trained-on images (a seeded draw of ``refs``
-    [N, F], each queried against the others) under "trained on", then each unseen source
+           n: int | None = None, seed: int = 0) -> dict[str, dict[str, float]]:
+    """{source: {"n", "acc", "median_d"}} for ``n`` trained-on images (all of ``refs`` [N, F], or a
+    seeded draw of ``n``; each queried against the others) under "trained on", then each unseen source
     ``{name: (feats [M, F], labels [M])}`` queried against all of ``refs``. "acc" is 1NN accuracy (%),
     "median_d" the median Euclidean distance to that nearest neighbour."""
     rows = torch.randperm(len(refs), generator=torch.Generator().manual_seed(seed))[:n]
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("runs", nargs="+", help="run directories or checkpoints (RUN/best) of trained models")
     parser.add_argument("--feature", default=None, help="which feature (default the BiGAN table's: "
                         "penultimate, for the D baseline discriminator)")
-    parser.add_argument("--n", type=int, default=10000, help="trained-on images queried (default 10000)")
+    parser.add_argument("--n", type=int, default=None,
+                        help="trained-on images queried, a seeded draw (default all of them)")
     parser.add_argument("--data-dir", default=None, help="directory holding the data (default $ADVREP_DATA_DIR)")
     args = parser.parse_args(argv)
     print("| weights | epochs trained | queries | images | 1NN (%) | − trained on | median NN distance | "
