@@ -60,12 +60,13 @@ def epochs_trained(path: str | Path) -> int:
     return read_best(ckpt.parent)["epoch"] if ckpt.name == BEST else load_state(ckpt)["epoch"]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="run directories or checkpoints (RUN/best) of MNIST-trained GANs")
     parser.add_argument("--n", type=int, default=10000, help="images a source (default 10000)")
-    parser.add_argument("--data-dir", default=None, help="directory holding MNIST (default $ADVREP_DATA_DIR)")
-    args = parser.parse_args()
+    parser.add_argument("--data-dir", default=None,
+                        help="directory holding MNIST (default: the run's own data_dir, else $ADVREP_DATA_DIR)")
+    args = parser.parse_args(argv)
     datasets = {}
     print("| weights | epochs trained | source | images | D's mean P(real) | called real (%) |")
     print("|---|---|---|---|---|---|")
@@ -74,10 +75,14 @@ def main() -> int:
         if not isinstance(method, GAN):
             parser.error(f"{run} holds a {method.name!r} model; this scores the D baseline (method gan).")
         cfg = method.cfg
-        if cfg.data not in datasets:
-            datasets[cfg.data] = (load_dataset(cfg.data, "train", data_dir=args.data_dir, download=False),
-                                  load_dataset(cfg.data, "test", data_dir=args.data_dir, download=False))
-        train, test = datasets[cfg.data]
+        data = {"data_dir": args.data_dir or cfg.data_dir, "size": cfg.image_size or None, "download": False}
+        key = (cfg.data, data["data_dir"], data["size"])
+        if key not in datasets:
+            try:
+                datasets[key] = (load_dataset(cfg.data, "train", **data), load_dataset(cfg.data, "test", **data))
+            except ValueError as exc:  # a missing or corrupt dataset
+                parser.error(f"{run}: {exc}")
+        train, test = datasets[key]
         if cfg.hold_out_val:
             ref, val = train_val_split(len(train), 10000, order=cfg.val_split)
             sources = {f"trained on ({len(train) - 10000})": train.x[ref], "held-out": train.x[val]}

@@ -263,6 +263,26 @@ def test_d_overfit_scores_a_trained_d_on_each_source_and_names_its_epochs(tmp_pa
     assert d_overfit.d_scores(method, test_set.x, n=50, batch_size=64) == {"n": 50, "mean": 0.5, "real": 0.0}
 
 
+def test_d_overfit_reads_the_data_the_run_trained_on_unless_told_otherwise(tmp_path, mnist_dir, monkeypatch, capsys):
+    import d_overfit
+
+    from advrep.methods import make_config
+    from advrep.train import train
+
+    monkeypatch.delenv("ADVREP_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no cached copy to fall back on
+    run = tmp_path / "gan"
+    train(make_config("gan", data="mnist", data_dir=str(mnist_dir), hidden=16, latent_dim=4, epochs=1,
+                      decay_epochs=0, eval_every=0, sample_every=0, progress=False), run)
+    assert d_overfit.main([str(run), "--n", "100"]) == 0  # no --data-dir: the run's own data_dir
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert [r.split(" | ")[2] for r in rows] == ["trained on (60000)", "test", "G's samples"]
+    with pytest.raises(SystemExit):
+        d_overfit.main([str(run), "--data-dir", str(tmp_path / "nowhere")])
+    err = capsys.readouterr().err
+    assert f"{run}: " in err and "nowhere" in err  # names the run and the directory it looked in
+
+
 def test_nn_gap_leaves_each_trained_on_image_out_and_queries_unseen_ones_against_all():
     import nn_gap
 
