@@ -81,7 +81,7 @@ pixels 97.20) or the last 10k with `--val-split last` (raw pixels 97.12). "wall"
 the periodic 1NN checks: a row stopped by max_minutes and continued with --resume adds up its pieces
 (benchmark.json keeps each piece's epochs, time and scores, probe included); "(resumed)" marks time
 before the first recorded piece that is not counted, and a row trained again with `--reseed-on-collapse`
-counts only its last seed. Raw pixels are the floor."""
+adds the time its collapsed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor."""
 
 
 def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
@@ -149,7 +149,8 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                 run_dir.rename(aside)
             # the epoch the log recorded first (a run resumed with the flag may have collapsed before)
             record = first_record(aside / "metrics.jsonl", "collapse")
-            collapsed.append({"seed": cfg.seed, "epoch": record["epoch"] if record else exc.epoch})
+            collapsed.append({"seed": cfg.seed, "epoch": record["epoch"] if record else exc.epoch,
+                              "wall_s": recorded_wall_s(aside / "metrics.jsonl")})
             print(f"[{key}] G collapsed after epoch {collapsed[-1]['epoch']} with seed {cfg.seed}; moved the run "
                   f"to {aside}", flush=True)
             if len(collapsed) > reseeds:
@@ -201,13 +202,28 @@ def collapsed_dir(run_dir: Path, seed: int) -> Path:
 
 def collapsed_attempts(run_dir: Path, seed: int) -> list[dict]:
     """The runs --reseed-on-collapse moved aside for this row, from ``seed`` on with no gap, oldest first:
-    [{"seed", "epoch"}], the epoch being where the trainer's check fired."""
+    [{"seed", "epoch", "wall_s"}], the epoch being where the trainer's check fired."""
     found = []
     while collapsed_dir(run_dir, seed).is_dir():
-        record = first_record(collapsed_dir(run_dir, seed) / "metrics.jsonl", "collapse")
-        found.append({"seed": seed, "epoch": record["epoch"] if record else None})
+        metrics = collapsed_dir(run_dir, seed) / "metrics.jsonl"
+        record = first_record(metrics, "collapse")
+        found.append({"seed": seed, "epoch": record["epoch"] if record else None, "wall_s": recorded_wall_s(metrics)})
         seed += 1
     return found
+
+
+def recorded_wall_s(metrics: Path) -> float:
+    """The training seconds a run's metrics.jsonl records: the clock of its step, eval and collapse lines
+    restarts with each process (a --resume), so the last reading before each restart, and the last of all,
+    are summed. It misses what came after a process's last line (at most ``log_every`` steps) and setup."""
+    total = last = 0.0
+    for record in read_metrics(metrics):
+        t = record.get("time")
+        if isinstance(t, (int, float)):
+            if t < last:  # a new process
+                total += last
+            last = t
+    return total + last
 
 
 def piece_record(results: dict, feature: str) -> dict:
@@ -249,6 +265,10 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
             wall = f"{r['train_wall_s'] / 60:.1f} min" + (" (resumed)" if r.get("resumed") else "")
         if r.get("stopped_early"):
             wall += f", stopped by max_minutes after epoch {r['epochs_run']}"
+        if r.get("collapsed_seeds"):  # a benchmark.json from before collapsed seeds' time was kept has none
+            spent = [c.get("wall_s") for c in r["collapsed_seeds"]]
+            wall += (f", + {sum(spent) / 60:.1f} min on the collapsed seeds" if None not in spent else
+                     ", + the collapsed seeds' time (not recorded)")
         best = f"{r['best_1nn_test']:.2f} ({r['best_epoch']})" if "best_1nn_test" in r else "—"
         label = row.label + (f" (G collapsed at epoch {r['collapsed_epoch']})" if "collapsed_epoch" in r else "")
         if r.get("collapsed_seeds"):
@@ -344,8 +364,8 @@ def main() -> int:
     ap.add_argument("--reseed-on-collapse", type=int, default=0, metavar="N",
                     help="when an adversarial row's G collapses (one image for every latent), stop it, move its "
                          "run to ROW.collapsed-seedS and train the row again with the next seed, up to N times; "
-                         "the table names the seed used and the ones that collapsed, and its wall time is the "
-                         "last seed's (default 0: train on)")
+                         "the table names the seed used and the ones that collapsed, and its wall time adds "
+                         "theirs (default 0: train on)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")
     args = ap.parse_args()

@@ -113,10 +113,30 @@ def test_reseed_on_collapse_moves_a_collapsed_row_aside_and_trains_it_again_with
     args.resume, args.reseed_on_collapse = True, 0
     results = bigan_table.evaluate_row("d", row, args, train_set, test_set)
     assert results["seed"] == 2 and "collapsed_epoch" not in results
-    assert results["collapsed_seeds"] == [{"seed": 0, "epoch": 1}, {"seed": 1, "epoch": 1}]
+    assert [{k: c[k] for k in ("seed", "epoch")} for c in results["collapsed_seeds"]] == [
+        {"seed": 0, "epoch": 1}, {"seed": 1, "epoch": 1}]
+    # each collapsed seed's training time, read back from its run's log, ends at its collapse record
+    for c in results["collapsed_seeds"]:
+        log = (tmp_path / f"d.collapsed-seed{c['seed']}" / "metrics.jsonl").read_text().splitlines()
+        assert c["wall_s"] == json.loads(log[-1])["time"] > 0 and json.loads(log[-1])["kind"] == "collapse"
     assert json.loads((tmp_path / "d" / "config.json").read_text())["seed"] == 2
-    assert bigan_table.table_lines({"d": row}, {"d": results}, raw=97.0)[-1].startswith(
-        f"| {row.label} (seed 2; seed 0 collapsed at epoch 1, seed 1 collapsed at epoch 1) |")
+    line = bigan_table.table_lines({"d": row}, {"d": results}, raw=97.0)[-1]
+    assert line.startswith(f"| {row.label} (seed 2; seed 0 collapsed at epoch 1, seed 1 collapsed at epoch 1) |")
+    spent = sum(c["wall_s"] for c in results["collapsed_seeds"]) / 60
+    assert line.endswith(f" min, + {spent:.1f} min on the collapsed seeds |")
+    # a row recorded before that time was kept says so rather than leaving it out
+    old = {**results, "collapsed_seeds": [{"seed": 0, "epoch": 1}]}
+    assert bigan_table.table_lines({"d": row}, {"d": old}, raw=97.0)[-1].endswith(
+        ", + the collapsed seeds' time (not recorded) |")
+
+
+def test_the_training_time_a_log_records_sums_the_processes_that_wrote_it(tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    lines = [{"step": 1, "time": 5.0}, {"kind": "eval", "time": 9.0}, {"kind": "best", "epoch": 1},
+             {"step": 3, "time": 2.0}, {"kind": "collapse", "time": 4.5}]  # a resumed process from step 3
+    log.write_text("\n".join(map(json.dumps, lines)) + "\n{\"step\": 4, \"ti")  # a line cut short by a kill
+    assert bigan_table.recorded_wall_s(log) == 13.5
+    assert bigan_table.recorded_wall_s(tmp_path / "absent.jsonl") == 0.0
 
 
 def test_a_held_out_row_adds_the_reference_codes_protocol_beside_the_test_score(tmp_path, noisy_digits):

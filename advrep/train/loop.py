@@ -580,7 +580,8 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         collapsed = spread < COLLAPSED_SPREAD
         if collapsed and not collapse_noted:
             collapse_noted = True
-            log.write({"kind": "collapse", "step": step, "epoch": epoch, "G_spread": spread})
+            log.write({"kind": "collapse", "step": step, "epoch": epoch, "G_spread": spread,
+                       "time": time.perf_counter() - started})
             other = " or precision=fp32" if cfg.precision != "fp32" else ""
             then = ("stop_on_collapse is set, so training stops here" if cfg.stop_on_collapse else
                     f"consider stopping and starting afresh with another seed{other}, or set "
