@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                         "penultimate, for the D baseline discriminator)")
     parser.add_argument("--n", type=int, default=None,
                         help="trained-on images queried, a seeded draw (default all of them)")
-    parser.add_argument("--data-dir", default=None, help="directory holding the data (default $ADVREP_DATA_DIR)")
+    parser.add_argument("--data-dir", default=None,
+                        help="directory holding the data (default: the run's own data_dir, else $ADVREP_DATA_DIR)")
     args = parser.parse_args(argv)
     print("| weights | epochs trained | queries | images | 1NN (%) | − trained on | median NN distance | "
           "÷ trained on |")
