@@ -79,7 +79,8 @@ with `--hold-out-val` on 50k training images only: 1NN of the other 10k, never t
 those 50k). The validation 10k are the authors' own seeded draw with `--val-split bigan_code` (raw
 pixels 97.20) or the last 10k with `--val-split last` (raw pixels 97.12). "wall" the training time including
 the periodic 1NN checks: a row stopped by max_minutes and continued with --resume adds up its pieces
-(benchmark.json keeps each piece's epochs, time and scores, probe included); "(resumed)" marks time
+(benchmark.json keeps each piece's epochs, time, scores, probe included, commit and machine, and the notes
+under the table list each piece's); "(resumed)" marks time
 before the first recorded piece that is not counted, and a row trained again with `--reseed-on-collapse`
 adds the time its collapsed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor."""
 
@@ -133,6 +134,7 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     if resume and saved.is_file():  # an interrupted row: say which flags it needs, before training refuses
         refuse_another_protocol(key, saved, json.loads(saved.read_text()), args)
     while True:
+        ran = provenance()  # before training: the code this process runs is the code of this commit
         print(f"[{key}] training {row.method} ({row.config}), seed {cfg.seed}, into {run_dir}"
               + (" (resuming)" if resume else ""), flush=True)
         started = time.perf_counter()
@@ -178,8 +180,8 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
         results["collapsed_epoch"] = collapse["epoch"]
     if collapsed:  # runs of earlier seeds stopped by --reseed-on-collapse
         results.update(seed=cfg.seed, collapsed_seeds=collapsed)
-    results["pieces"] = [*pieces, piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
-                                               row.feature)]
+    results["pieces"] = [*pieces, {**piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
+                                                  row.feature), **ran, "ended": utc_now()}]
     kept = read_best(run_dir) if cfg.keep_best else None
     if kept is not None:  # trained with keep_best: the test score of the weights validation chose
         best = evaluate(load_model(run_dir / "best", device=device), train_set, test_set, probe=False,
@@ -233,6 +235,30 @@ def piece_record(results: dict, feature: str) -> dict:
     keys = ("start_epoch", "epochs_run", "train_wall_s", "resumed", "stopped_early", "recon_ratio",
             *(f"{m}.{f}" for m in ("1nn_test", "1nn_val", "probe_test") for f in (feature, "z")))
     return {k: results[k] for k in keys if k in results}
+
+
+def provenance() -> dict:
+    """Where and when a piece of training starts: the commit, the machine and the UTC time. A row resumed
+    in another session may run its pieces at different commits or on different CPUs."""
+    return {"commit": commit(), "machine": machine(), "started": utc_now()}
+
+
+def utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def pieces_lines(key: str, results: dict) -> list[str]:
+    """For a row trained in several pieces, one line a piece: its epochs and where and when it ran
+    (pieces recorded before benchmark.json kept that say so). [] for a row trained in one piece."""
+    pieces = results.get("pieces") or []
+    if len(pieces) < 2:
+        return []
+    lines = []
+    for p in pieces:
+        where = (f"commit {p['commit']}, {p['started']} to {p['ended']}, {p['machine']}" if "commit" in p
+                 else "commit and machine not recorded")
+        lines.append(f"- {key}, epochs {p.get('start_epoch', 0) + 1}-{p['epochs_run']}: {where}")
+    return lines
 
 
 def cell(results: dict, key: str, fmt: str = "{:.2f}") -> str:
@@ -410,6 +436,8 @@ def main() -> int:
         curve = curve_lines(key, row, Path(args.run_root) / key)
         lines += ["", *curve] if curve else []
     cmd = "python benchmarks/bigan_table.py " + " ".join(sys.argv[1:])
+    pieces = [line for key in rows for line in pieces_lines(key, results[key])]
+    lines += ["", "Rows trained in pieces:", *pieces] if pieces else []
     print("\n".join(lines))
     print(f"command: {cmd}")
     if not args.no_write:

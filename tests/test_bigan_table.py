@@ -80,6 +80,15 @@ def test_a_row_cut_short_by_max_minutes_says_where_it_stopped(tmp_path, noisy_di
     assert first["probe_test.penultimate"] == results["probe_test.penultimate"] and "probe_test.z" in last
     total = (first["train_wall_s"] + last["train_wall_s"]) / 60
     assert f"| {total:.1f} min in 2 pieces |" in bigan_table.table_lines({"ae_l1": row}, {"ae_l1": done}, raw=97.0)[-1]
+    # each piece records the commit and machine it ran on, which the table's notes list piece by piece
+    assert all(p["commit"] and p["machine"] and p["started"] <= p["ended"] for p in done["pieces"])
+    lines = bigan_table.pieces_lines("ae_l1", done)
+    assert len(lines) == 2 and lines[0].startswith("- ae_l1, epochs 1-1: commit ")
+    assert lines[1].startswith("- ae_l1, epochs 2-3: commit ") and lines[1].endswith(last["machine"])
+    # a piece benchmark.json kept before it recorded these says so; a row of one piece has no such lines
+    older = {**done, "pieces": [{k: v for k, v in first.items() if k not in ("commit", "machine")}, last]}
+    assert bigan_table.pieces_lines("ae_l1", older)[0] == "- ae_l1, epochs 1-1: commit and machine not recorded"
+    assert bigan_table.pieces_lines("ae_l1", results) == []
     # and a finished row is read back as it is
     assert bigan_table.evaluate_row("ae_l1", row, args, train_set, test_set) == done
 
