@@ -83,6 +83,20 @@ def test_regressor_encoder_starts_at_the_prior_centre():
     assert torch.equal(method.encode(images(5)), torch.zeros(5, 4))
 
 
+def test_regressors_also_give_their_discriminators_features():
+    # Their GAN is the D baseline's: its penultimate layer is scored beside the encoder's, as the
+    # reference code's LR runs log NNC_d beside NNC_e-.
+    for name in ("latent_regressor", "joint_latent_regressor"):
+        method = build_method(tiny(name), IMAGE)
+        method.nets.eval()
+        x = images(5)
+        with torch.no_grad():
+            feats = method.features(x)
+            assert set(feats) == {"z", "z_pre", "penultimate", "discriminator"}
+            assert torch.equal(feats["discriminator"], method.nets["D"].features(x.reshape(5, -1)))
+            assert feats["discriminator"].shape == (5, 32)
+
+
 def test_batch_norm_statistics_come_from_real_images_for_encoder_and_discriminator():
     torch.manual_seed(0)
     for name in ("latent_regressor", "gan"):
@@ -165,6 +179,7 @@ def test_joint_latent_regressor_from_the_command_line(tmp_path, capsys):
     assert main(["eval", str(run), "--no-probe", "--no-figures"]) == 0
     results = json.loads((run / "eval.json").read_text())
     assert "1nn_test.penultimate" in results and results["recon_ratio"] > 0
+    assert 10 < results["1nn_test.discriminator"] <= 100  # the reference code's NNC_d, beside NNC_e-
     assert main(["info", str(run)]) == 0
     out = capsys.readouterr().out
     assert "joint_latent_regressor" in out and "regress_weight" in out and "0.25" in out

@@ -92,7 +92,10 @@ class LatentRegressor(Method):
         return self.images(self.nets["G"](z))
 
     def features(self, x):
-        return encoder_representations(self.nets["E"], self.flat(x))
+        # The encoder's representations, and D's penultimate layer: the reference code scores both in
+        # its LR runs (NNC_e- and NNC_d), and D here is trained exactly as the D baseline's (`gan`).
+        flat = self.flat(x)
+        return {**encoder_representations(self.nets["E"], flat), "discriminator": self.nets["D"].features(flat)}
 
 
 class JointLatentRegressor(LatentRegressor):
