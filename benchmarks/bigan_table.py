@@ -27,7 +27,7 @@ import datetime
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,7 +82,9 @@ the periodic 1NN checks: a row stopped by max_minutes and continued with --resum
 (benchmark.json keeps each piece's epochs, time, scores, probe included, commit and machine, and the notes
 under the table list each piece's); "(resumed)" marks time
 before the first recorded piece that is not counted, and a row trained again with `--reseed-on-collapse`
-adds the time its collapsed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor."""
+adds the time its collapsed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor.
+The LR and JLR rows' own discriminators, whose GAN is trained as D's, are scored too (a list under the
+table, and their curves), as the reference code logs their 1NN (NNC_d) in those runs."""
 
 
 def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
@@ -306,6 +308,29 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
     return lines
 
 
+def regressor_d_row(row: Row) -> Row | None:
+    """The D baseline's row for the discriminator of an LR or JLR row, whose GAN is trained as D's: the
+    reference code logs its 1NN (NNC_d) beside the encoder's in those runs. None for the other rows."""
+    if row.method not in ("latent_regressor", "joint_latent_regressor"):
+        return None
+    return replace(ROWS["d"], label=f"{row.label}'s D", method=row.method, config=row.config)
+
+
+def discriminator_lines(rows: dict[str, Row], results: dict[str, dict]) -> list[str]:
+    """One line per LR or JLR row whose results score its discriminator, against the paper's D row."""
+    lines = []
+    for key, row in rows.items():
+        d, r = regressor_d_row(row), results[key]
+        if d is None or f"1nn_test.{d.feature}" not in r:
+            continue  # another row, or a run evaluated before these rows scored their D
+        held = r.get(f"1nn_val.{d.feature}") if r.get("hold_out_val") else None
+        lines.append(f"- {d.label} ({key}): test {r[f'1nn_test.{d.feature}']:.2f}"
+                     + (f", held-out val {held:.2f} ({held - d.paper:+.2f})" if held is not None else "")
+                     + f", probe {cell(r, f'probe_test.{d.feature}')}; the paper's D row: {d.paper:.2f}")
+    return ["", "The regressor rows' discriminators (the reference code's NNC_d; their GAN is trained as "
+                "D's):", *lines] if lines else []
+
+
 def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
     """The row's in-training 1NN on its feature, one column per evaluated epoch: test, and the validation
     split ("held-out val" when the row never trained on it: hold_out_val). Read from RUN/ROW/metrics.jsonl; an epoch
@@ -431,10 +456,11 @@ def main() -> int:
         raw_val = knn_accuracy(train_set.flat()[ref], train_set.y[ref], train_set.flat()[val], train_set.y[val],
                                k=1, device="cuda" if on_gpu else None)
         print(f"raw-pixel 1NN, validation split ({args.val_split}) {raw_val:.2f}", flush=True)
-    lines = table_lines(rows, results, raw, raw_val)
+    lines = table_lines(rows, results, raw, raw_val) + discriminator_lines(rows, results)
     for key, row in rows.items():
-        curve = curve_lines(key, row, Path(args.run_root) / key)
-        lines += ["", *curve] if curve else []
+        for scored in (row, regressor_d_row(row)):
+            curve = curve_lines(key, scored, Path(args.run_root) / key) if scored else []
+            lines += ["", *curve] if curve else []
     cmd = "python benchmarks/bigan_table.py " + " ".join(sys.argv[1:])
     pieces = [line for key in rows for line in pieces_lines(key, results[key])]
     lines += ["", "Rows trained in pieces:", *pieces] if pieces else []

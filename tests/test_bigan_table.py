@@ -1,6 +1,7 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
 validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
-collapsed; benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
+collapsed; a regressor row's own discriminator, against the paper's D row;
+benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
 benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others; and
 benchmarks/nn_gap.py, which compares 1NN of trained-on and unseen images in any model's features."""
 
@@ -366,3 +367,24 @@ def test_nn_gap_reproduces_the_runs_own_1nn_score(tmp_path, capsys):
     assert float(by[("raw pixels (digits)", "test")][4]) == pytest.approx(pixels, abs=0.005)
     with pytest.raises(SystemExit, match="has no feature 'nope'"):
         nn_gap.main([str(run), "--feature", "nope"])
+
+
+def test_a_regressor_row_also_reports_its_discriminator_against_the_paper_d_row(tmp_path, noisy_digits):
+    train_set, test_set = noisy_digits
+    row = bigan_table.ROWS["lr"]
+    results = bigan_table.evaluate_row("lr", row, row_args(tmp_path, eval_every=1), train_set, test_set)
+    d = bigan_table.regressor_d_row(row)
+    assert (d.label, d.feature, d.paper) == ("LR's D", "discriminator", bigan_table.ROWS["d"].paper)
+    assert bigan_table.regressor_d_row(bigan_table.ROWS["d"]) is None
+    lines = bigan_table.discriminator_lines({"lr": row}, {"lr": results})
+    assert lines[-1] == (f"- LR's D (lr): test {results['1nn_test.discriminator']:.2f}, probe "
+                         f"{results['probe_test.discriminator']:.2f}; the paper's D row: 97.30")
+    # held out: the authors' protocol's score, against the paper's
+    held = {**results, "hold_out_val": True, "1nn_val.discriminator": 97.0}
+    assert ", held-out val 97.00 (-0.30), probe" in bigan_table.discriminator_lines({"lr": row}, {"lr": held})[-1]
+    # a run from before the regressors scored their D, and the other rows, add nothing
+    old = {k: v for k, v in results.items() if "discriminator" not in k}
+    assert bigan_table.discriminator_lines({"lr": row}, {"lr": old}) == []
+    curve = bigan_table.curve_lines("lr", d, tmp_path / "lr")
+    assert curve[0] == "LR's D (lr), in-training 1NN on the discriminator features:"
+    assert curve[2] == "| epoch | 1 | 2 | 3 |" and curve[4].startswith("| test | ") and len(curve) == 5
