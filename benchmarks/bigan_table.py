@@ -308,21 +308,22 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
     return lines
 
 
-def regressor_d_row(row: Row) -> Row | None:
-    """The D baseline's row for the discriminator of an LR or JLR row, whose GAN is trained as D's: the
-    reference code logs its 1NN (NNC_d) beside the encoder's in those runs. None for the other rows."""
-    if row.method not in ("latent_regressor", "joint_latent_regressor"):
+def own_d_row(row: Row) -> Row | None:
+    """The D baseline's row for another row's x-only discriminator, scored where its method gives one (LR
+    and JLR, whose GAN is trained as D's: the reference code logs its 1NN, NNC_d, beside the encoder's in
+    those runs). None for the D row itself."""
+    if row.feature == ROWS["d"].feature:
         return None
     return replace(ROWS["d"], label=f"{row.label}'s D", method=row.method, config=row.config)
 
 
 def discriminator_lines(rows: dict[str, Row], results: dict[str, dict]) -> list[str]:
-    """One line per LR or JLR row whose results score its discriminator, against the paper's D row."""
+    """One line per row other than D whose results score its discriminator, against the paper's D row."""
     lines = []
     for key, row in rows.items():
-        d, r = regressor_d_row(row), results[key]
+        d, r = own_d_row(row), results[key]
         if d is None or f"1nn_test.{d.feature}" not in r:
-            continue  # another row, or a run evaluated before these rows scored their D
+            continue  # the D row, a method without such a D, or a run from before LR and JLR scored theirs
         held = r.get(f"1nn_val.{d.feature}") if r.get("hold_out_val") else None
         lines.append(f"- {d.label} ({key}): test {r[f'1nn_test.{d.feature}']:.2f}"
                      + (f", held-out val {held:.2f} ({held - d.paper:+.2f})" if held is not None else "")
@@ -458,7 +459,7 @@ def main() -> int:
         print(f"raw-pixel 1NN, validation split ({args.val_split}) {raw_val:.2f}", flush=True)
     lines = table_lines(rows, results, raw, raw_val) + discriminator_lines(rows, results)
     for key, row in rows.items():
-        for scored in (row, regressor_d_row(row)):
+        for scored in (row, own_d_row(row)):
             curve = curve_lines(key, scored, Path(args.run_root) / key) if scored else []
             lines += ["", *curve] if curve else []
     cmd = "python benchmarks/bigan_table.py " + " ".join(sys.argv[1:])

@@ -373,9 +373,9 @@ def test_a_regressor_row_also_reports_its_discriminator_against_the_paper_d_row(
     train_set, test_set = noisy_digits
     row = bigan_table.ROWS["lr"]
     results = bigan_table.evaluate_row("lr", row, row_args(tmp_path, eval_every=1), train_set, test_set)
-    d = bigan_table.regressor_d_row(row)
+    d = bigan_table.own_d_row(row)
     assert (d.label, d.feature, d.paper) == ("LR's D", "discriminator", bigan_table.ROWS["d"].paper)
-    assert bigan_table.regressor_d_row(bigan_table.ROWS["d"]) is None
+    assert bigan_table.own_d_row(bigan_table.ROWS["d"]) is None
     lines = bigan_table.discriminator_lines({"lr": row}, {"lr": results})
     assert lines[-1] == (f"- LR's D (lr): test {results['1nn_test.discriminator']:.2f}, probe "
                          f"{results['probe_test.discriminator']:.2f}; the paper's D row: 97.30")
@@ -385,6 +385,7 @@ def test_a_regressor_row_also_reports_its_discriminator_against_the_paper_d_row(
     # a run from before the regressors scored their D, and the other rows, add nothing
     old = {k: v for k, v in results.items() if "discriminator" not in k}
     assert bigan_table.discriminator_lines({"lr": row}, {"lr": old}) == []
+    assert bigan_table.discriminator_lines({"bigan": bigan_table.ROWS["bigan"]}, {"bigan": old}) == []  # a joint D
     curve = bigan_table.curve_lines("lr", d, tmp_path / "lr")
     assert curve[0] == "LR's D (lr), in-training 1NN on the discriminator features:"
     assert curve[2] == "| epoch | 1 | 2 | 3 |" and curve[4].startswith("| test | ") and len(curve) == 5
