@@ -83,8 +83,9 @@ the periodic 1NN checks: a row stopped by max_minutes and continued with --resum
 under the table list each piece's); "(resumed)" marks time
 before the first recorded piece that is not counted, and a row trained again with `--reseed-on-collapse`
 adds the time its collapsed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor.
-The LR and JLR rows' own discriminators, whose GAN is trained as D's, are scored too (a list under the
-table, and their curves), as the reference code logs their 1NN (NNC_d) in those runs."""
+The LR and JLR rows' own discriminators are scored too (a list under the table, and their curves), as
+the reference code logs their 1NN (NNC_d) in those runs: LR's GAN is trained as D's, JLR's G also takes
+the regression loss."""
 
 
 def refuse_another_protocol(key: str, path: Path, recorded: dict, args) -> None:
@@ -309,9 +310,9 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
 
 
 def own_d_row(row: Row) -> Row | None:
-    """The D baseline's row for another row's x-only discriminator, scored where its method gives one (LR
-    and JLR, whose GAN is trained as D's: the reference code logs its 1NN, NNC_d, beside the encoder's in
-    those runs). None for the D row itself."""
+    """The D baseline's row for another row's x-only discriminator, scored where its method gives one (LR,
+    whose GAN is trained as D's, and JLR, whose G also takes the regression loss: the reference code logs
+    its 1NN, NNC_d, beside the encoder's in those runs). None for the D row itself."""
     if row.feature == ROWS["d"].feature:
         return None
     return replace(ROWS["d"], label=f"{row.label}'s D", method=row.method, config=row.config)
@@ -328,8 +329,8 @@ def discriminator_lines(rows: dict[str, Row], results: dict[str, dict]) -> list[
         lines.append(f"- {d.label} ({key}): test {r[f'1nn_test.{d.feature}']:.2f}"
                      + (f", held-out val {held:.2f} ({held - d.paper:+.2f})" if held is not None else "")
                      + f", probe {cell(r, f'probe_test.{d.feature}')}; the paper's D row: {d.paper:.2f}")
-    return ["", "The regressor rows' discriminators (the reference code's NNC_d; their GAN is trained as "
-                "D's):", *lines] if lines else []
+    return ["", "The regressor rows' discriminators (the reference code's NNC_d; LR's GAN is trained as "
+                "D's, JLR's G also takes the regression loss):", *lines] if lines else []
 
 
 def curve_lines(key: str, row: Row, run_dir: Path) -> list[str]:
