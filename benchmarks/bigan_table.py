@@ -310,9 +310,8 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
 
 
 def own_d_row(row: Row) -> Row | None:
-    """The D baseline's row for another row's x-only discriminator, scored where its method gives one (LR,
-    whose GAN is trained as D's, and JLR, whose G also takes the regression loss: the reference code logs
-    its 1NN, NNC_d, beside the encoder's in those runs). None for the D row itself."""
+    """The D baseline's row for another row's x-only discriminator, scored where its method gives one (LR
+    and JLR; see the module docstring). None for the D row itself."""
     if row.feature == ROWS["d"].feature:
         return None
     return replace(ROWS["d"], label=f"{row.label}'s D", method=row.method, config=row.config)
