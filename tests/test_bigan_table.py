@@ -2,6 +2,7 @@
 validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
 collapsed; a regressor row's own discriminator, against the paper's D row;
 benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
+benchmarks/deploy_losses.py, which averages a run's training losses at fixed weights;
 benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others; and
 benchmarks/nn_gap.py, which compares 1NN of trained-on and unseen images in any model's features."""
 
@@ -239,6 +240,39 @@ def test_bn_seed_spread_scores_the_same_weights_once_per_batch_norm_draw(tmp_pat
     for bad in ("3-1", "a"):  # an empty range or a non-number is a usage error that names it
         with pytest.raises(argparse.ArgumentTypeError, match=repr(bad)):
             seed_list(bad)
+
+
+def test_deploy_losses_average_the_training_losses_at_fixed_weights(tmp_path, noisy_digits):
+    """benchmarks/deploy_losses.py: the mean of the method's own training losses over seeded batches of
+    the images it trained on, in training mode, leaving the weights and batch-norm statistics as they were."""
+    import deploy_losses
+
+    from advrep.checkpoint import load_model
+    from advrep.evaluate import fit_split
+
+    train_set, test_set = noisy_digits
+    args = row_args(tmp_path, hold_out_val=True, epochs=1, decay_epochs=0, batch=64)
+    bigan_table.evaluate_row("bigan", bigan_table.ROWS["bigan"], args, train_set, test_set)
+    method = load_model(tmp_path / "bigan")
+    data = fit_split(train_set, True, method.cfg.val_split)
+    assert len(data) == len(train_set) - 10000
+    before = [t.clone() for t in (*method.nets.parameters(), *method.nets.buffers())]
+    means = deploy_losses.deploy_losses(method, data, batches=3, seed=0)
+    assert set(means) == {"loss_D", "loss_EG", "D_real", "D_fake"}
+    assert all(torch.equal(a, b) for a, b in zip(before, (*method.nets.parameters(), *method.nets.buffers())))
+    assert not method.nets.training  # load_model's eval mode is kept
+    assert deploy_losses.deploy_losses(method, data, batches=3, seed=1)["loss_D"] != means["loss_D"]
+    # the same draws by hand: batches of the run's batch size, z from a generator seeded alike
+    rng, z_rng = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    method.nets.train()
+    by_hand = {"D": 0.0, "EG": 0.0}
+    with torch.no_grad():
+        for _ in range(3):
+            idx = torch.randint(0, len(data), (64,), generator=rng)
+            losses, _ = method.losses(0, data.x[idx], data.y[idx], z_rng)
+            for k in by_hand:
+                by_hand[k] += float(losses[k]) / 3
+    assert means["loss_D"] == pytest.approx(by_hand["D"]) and means["loss_EG"] == pytest.approx(by_hand["EG"])
 
 
 def test_gan_collapse_reports_which_runs_lost_their_generator(tmp_path, noisy_digits, collapsed_generator):

@@ -31,7 +31,8 @@ def test_strings_from_the_command_line_are_typed():
     assert cfg.lr == 1e-3 and cfg.epochs == 5 and cfg.progress is False and cfg.image_shape == [1, 8, 8]
 
 
-@pytest.mark.parametrize("key,value", [("prior", "cauchy"), ("objective", "wasserstein"), ("lr", "-1")])
+@pytest.mark.parametrize("key,value", [("prior", "cauchy"), ("objective", "wasserstein"), ("lr", "-1"),
+                                       ("bn_eps", "0")])
 def test_choices_and_ranges_are_checked(key, value):
     with pytest.raises(ConfigError, match=key):
         Config().updated({key: value})

@@ -65,6 +65,23 @@ def test_every_method_features_and_shapes(name):
         assert g.shape == (3, *IMAGE) and g.min() >= 0 and g.max() <= 1
 
 
+@pytest.mark.parametrize("name", ["bigan", "ali", "gan", "latent_regressor", "joint_latent_regressor", "autoencoder"])
+def test_bn_eps_reaches_every_batch_norm_of_the_paper_mlps(name):
+    """bn_eps (the reference code's 1e-8; default PyTorch's 1e-5) sets every batch norm of the BiGAN paper's
+    MLPs, and a network built with it computes with it: a unit of tiny batch variance is scaled to unit
+    variance by 1e-8 but damped by 1e-5."""
+    default = build_method(tiny(name), IMAGE)
+    reference = build_method(tiny(name, bn_eps=1e-8), IMAGE)
+    for method, eps in ((default, 1e-5), (reference, 1e-8)):
+        norms = [m for m in method.nets.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+        assert norms and all(m.eps == eps for m in norms)
+    bn = next(m for m in reference.nets.modules() if isinstance(m, torch.nn.BatchNorm1d)).train()
+    h = 1e-3 * torch.randn(64, bn.num_features, generator=torch.Generator().manual_seed(0))  # variance 1e-6
+    assert bn(h).std(0).mean() == pytest.approx(1.0, rel=0.02)
+    damped = next(m for m in default.nets.modules() if isinstance(m, torch.nn.BatchNorm1d)).train()
+    assert damped(h).std(0).mean() < 0.35  # sqrt(1e-6 / (1e-6 + 1e-5)) = 0.30
+
+
 def test_losses_match_binary_cross_entropy():
     real, fake = torch.randn(8), torch.randn(8)
     ones, zeros = torch.ones(8), torch.zeros(8)

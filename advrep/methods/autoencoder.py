@@ -30,8 +30,9 @@ class Autoencoder(Method):
             raise ValueError(f"method {self.name!r} is a deterministic autoencoder, but the config sets "
                              "stochastic_encoder=true; set stochastic_encoder=false.")
         nets = nn.ModuleDict({
-            "E": MLPEncoder(self.data_dim, cfg.latent_dim, cfg.hidden, bounded=cfg.prior == "uniform"),
-            "decoder": MLPGenerator(cfg.latent_dim, self.data_dim, cfg.hidden),
+            "E": MLPEncoder(self.data_dim, cfg.latent_dim, cfg.hidden, bounded=cfg.prior == "uniform",
+                            bn_eps=cfg.bn_eps),
+            "decoder": MLPGenerator(cfg.latent_dim, self.data_dim, cfg.hidden, bn_eps=cfg.bn_eps),
         })
         return init_normal_(nets, cfg.init_std)
 

@@ -26,8 +26,8 @@ class GAN(Method):
     def build(self) -> nn.ModuleDict:
         cfg = self.cfg
         nets = nn.ModuleDict({
-            "G": MLPGenerator(cfg.latent_dim, self.data_dim, cfg.hidden),
-            "D": MLPDiscriminator(self.data_dim, cfg.hidden),
+            "G": MLPGenerator(cfg.latent_dim, self.data_dim, cfg.hidden, bn_eps=cfg.bn_eps),
+            "D": MLPDiscriminator(self.data_dim, cfg.hidden, bn_eps=cfg.bn_eps),
         })
         return init_normal_(nets, cfg.init_std)  # D's scoring layer starts at zero
 

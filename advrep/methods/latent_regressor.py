@@ -43,9 +43,10 @@ class LatentRegressor(Method):
             raise ValueError(f"method {self.name!r} regresses z with a deterministic encoder, but the config "
                              "sets stochastic_encoder=true; set stochastic_encoder=false.")
         nets = nn.ModuleDict({
-            "G": MLPGenerator(cfg.latent_dim, self.data_dim, cfg.hidden),
-            "E": MLPEncoder(self.data_dim, cfg.latent_dim, cfg.hidden, bounded=cfg.prior == "uniform"),
-            "D": MLPDiscriminator(self.data_dim, cfg.hidden),
+            "G": MLPGenerator(cfg.latent_dim, self.data_dim, cfg.hidden, bn_eps=cfg.bn_eps),
+            "E": MLPEncoder(self.data_dim, cfg.latent_dim, cfg.hidden, bounded=cfg.prior == "uniform",
+                            bn_eps=cfg.bn_eps),
+            "D": MLPDiscriminator(self.data_dim, cfg.hidden, bn_eps=cfg.bn_eps),
         })
         init_normal_(nets, cfg.init_std)
         # The reference code zero-initialises the encoder's output layer whenever no discriminator

@@ -24,7 +24,7 @@ Shape = tuple[int, int, int]
 
 
 def _mlp_generator(cfg: Config, shape: Shape) -> nn.Module:
-    return init_normal_(MLPGenerator(cfg.latent_dim, math.prod(shape), cfg.hidden), cfg.init_std)
+    return init_normal_(MLPGenerator(cfg.latent_dim, math.prod(shape), cfg.hidden, bn_eps=cfg.bn_eps), cfg.init_std)
 
 
 GENERATORS: dict[str, Callable[[Config, Shape], nn.Module]] = {
@@ -70,7 +70,7 @@ def make_encoder(cfg: Config, shape: Shape, *, stochastic: bool) -> nn.Module:
     bounded = cfg.prior == "uniform"
     if cfg.arch == "mlp":
         encoder = MLPEncoder(math.prod(shape), cfg.latent_dim, cfg.hidden, bounded=bounded,
-                             stochastic=stochastic)
+                             stochastic=stochastic, bn_eps=cfg.bn_eps)
         return init_normal_(encoder, cfg.init_std)
     _check_arch(cfg, ENCODER_TRUNKS)
     return ImageEncoder(ENCODER_TRUNKS[cfg.arch](cfg, tuple(shape)), cfg.latent_dim, bounded=bounded,
@@ -89,10 +89,10 @@ def _mlp_bigan(cfg: Config, shape: Shape) -> nn.ModuleDict:
     # Exactly the networks and initialisation BiGAN always had (the paper's MNIST MLPs).
     data_dim = math.prod(shape)
     nets = nn.ModuleDict({
-        "G": MLPGenerator(cfg.latent_dim, data_dim, cfg.hidden),
+        "G": MLPGenerator(cfg.latent_dim, data_dim, cfg.hidden, bn_eps=cfg.bn_eps),
         "E": MLPEncoder(data_dim, cfg.latent_dim, cfg.hidden, bounded=cfg.prior == "uniform",
-                        stochastic=cfg.stochastic_encoder),
-        "D": JointDiscriminator(data_dim, cfg.latent_dim, cfg.hidden),
+                        stochastic=cfg.stochastic_encoder, bn_eps=cfg.bn_eps),
+        "D": JointDiscriminator(data_dim, cfg.latent_dim, cfg.hidden, bn_eps=cfg.bn_eps),
     })
     return init_normal_(nets, cfg.init_std)
 

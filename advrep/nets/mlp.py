@@ -32,21 +32,22 @@ def init_normal_(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
-def _bn(width: int) -> nn.BatchNorm1d:
-    # The reference MNIST runs pass --nogain --nobias: normalise only, no learned affine.
-    return nn.BatchNorm1d(width, affine=False)
+def _bn(width: int, eps: float) -> nn.BatchNorm1d:
+    # The reference MNIST runs pass --nogain --nobias: normalise only, no learned affine. Its batch
+    # norm adds 1e-8 to the variance; `eps` is cfg.bn_eps (default PyTorch's 1e-5).
+    return nn.BatchNorm1d(width, eps=eps, affine=False)
 
 
 class MLPGenerator(nn.Module):
     """G: z [B, latent_dim] -> x [B, out_dim] in (0, 1)."""
 
-    def __init__(self, latent_dim: int, out_dim: int, hidden: int = 1024):
+    def __init__(self, latent_dim: int, out_dim: int, hidden: int = 1024, *, bn_eps: float = 1e-5):
         super().__init__()
         self.fc1 = nn.Linear(latent_dim, hidden, bias=False)
-        self.bn1 = _bn(hidden)
+        self.bn1 = _bn(hidden, bn_eps)
         self.fc2 = nn.Linear(hidden, hidden, bias=False)
         self.skip = nn.Linear(latent_dim, hidden, bias=False)  # z re-enters at layer 2
-        self.bn2 = _bn(hidden)
+        self.bn2 = _bn(hidden, bn_eps)
         self.out = nn.Linear(hidden, out_dim, bias=False)
 
     def logits(self, z: torch.Tensor) -> torch.Tensor:
@@ -67,12 +68,12 @@ class MLPEncoder(nn.Module):
     """
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: int = 1024, *, bounded: bool = True,
-                 stochastic: bool = False):
+                 stochastic: bool = False, bn_eps: float = 1e-5):
         super().__init__()
         self.bounded, self.stochastic = bounded, stochastic
         self.fc1 = nn.Linear(in_dim, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, hidden, bias=False)
-        self.bn2 = _bn(hidden)
+        self.bn2 = _bn(hidden, bn_eps)
         self.out = nn.Linear(hidden, latent_dim * (2 if stochastic else 1), bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,12 +108,12 @@ class MLPEncoder(nn.Module):
 class JointDiscriminator(nn.Module):
     """D(x, z) -> logit [B]: x through two layers, z projected linearly into the second."""
 
-    def __init__(self, in_dim: int, latent_dim: int, hidden: int = 1024):
+    def __init__(self, in_dim: int, latent_dim: int, hidden: int = 1024, *, bn_eps: float = 1e-5):
         super().__init__()
         self.fc1 = nn.Linear(in_dim, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, hidden, bias=False)
         self.z_proj = nn.Linear(latent_dim, hidden, bias=False)
-        self.bn2 = _bn(hidden)
+        self.bn2 = _bn(hidden, bn_eps)
         self.out = nn.Linear(hidden, 1, bias=False)
 
     def features(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -128,11 +129,11 @@ class JointDiscriminator(nn.Module):
 class MLPDiscriminator(nn.Module):
     """D(x) -> logit [B], for the plain GAN baseline; ``features`` is its penultimate layer."""
 
-    def __init__(self, in_dim: int, hidden: int = 1024):
+    def __init__(self, in_dim: int, hidden: int = 1024, *, bn_eps: float = 1e-5):
         super().__init__()
         self.fc1 = nn.Linear(in_dim, hidden, bias=False)
         self.fc2 = nn.Linear(hidden, hidden, bias=False)
-        self.bn2 = _bn(hidden)
+        self.bn2 = _bn(hidden, bn_eps)
         self.out = nn.Linear(hidden, 1, bias=False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
