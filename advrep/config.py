@@ -69,10 +69,10 @@ class Config:
     objective: str = "inverse"  # inverse (label-flipped, non-saturating) | minimax
     stochastic_encoder: bool = False  # ALI: reparameterised Gaussian posterior
     init_std: float = 0.02
-    # Batch norm's epsilon in the BiGAN paper's MLPs (arch=mlp: bigan/ali, gan, the latent regressors,
-    # the autoencoder). The reference code adds 1e-8 to the variance; 1e-5 (PyTorch's default) is what
-    # every run before 2026-12-05 used, and matters where units' batch variances are small (the LR
-    # row's encoder: ~1e-4).
+    # Batch norm's epsilon in the BiGAN paper's MLPs (arch=mlp: every network of bigan/ali, gan, the
+    # latent regressors and the autoencoder; BigBiGAN's G and E). The reference code adds 1e-8 to the
+    # variance; 1e-5 (PyTorch's default) is what every run before 2026-12-05 used, and matters where
+    # units' batch variances are small (the regressors' encoders: ~1e-4 in LR, ~1e-5 in JLR).
     bn_eps: float = 1e-5
     # image networks (advrep.nets.factory): mlp = the MLPs above; dcgan = strided convolutions;
     # resnet = BigGAN-style residual blocks with spectral norm. `width` is the conv nets' channel base.
