@@ -122,3 +122,31 @@ def seed_list(text: str) -> list[int]:
                                              "FIRST <= LAST, e.g. 0-4")
         out += drawn
     return out
+
+
+def training_forwards(method, data, *, batches: int, seed: int = 0):
+    """Yield ``(losses, extra)`` of every phase of ``method``'s training forward pass on ``batches`` batches
+    of the run's batch size drawn (with replacement, seeded) from ``data``, z seeded alike: networks in
+    training mode, no gradients, no update. Every buffer (batch-norm statistics) and the mode are put back
+    when the generator finishes or is closed, so the run is left exactly as it was."""
+    import torch
+
+    nets = method.nets
+    saved = [(b, b.clone()) for b in nets.buffers()]
+    was_training = nets.training
+    batch = min(method.cfg.batch_size, len(data))
+    device = next(nets.parameters()).device
+    rng, z_rng = torch.Generator().manual_seed(seed), torch.Generator(device=device).manual_seed(seed)
+    try:
+        nets.train()
+        with torch.no_grad():
+            for _ in range(batches):
+                idx = torch.randint(0, len(data), (batch,), generator=rng)
+                x = data.x[idx].to(device)
+                y = data.y[idx].to(device) if data.y is not None else None
+                for phase in range(len(method.phases)):
+                    yield method.losses(phase, x, y, z_rng)
+    finally:
+        for b, old in saved:
+            b.copy_(old)
+        nets.train(was_training)

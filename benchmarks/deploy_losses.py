@@ -22,10 +22,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import torch
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from common import training_forwards  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
 from advrep.data import load_dataset  # noqa: E402
@@ -37,33 +38,14 @@ def deploy_losses(method, data, *, batches: int = 1000, seed: int = 0) -> dict[s
     (the images it trains on), networks in training mode, no gradients, z seeded by ``seed``.
 
     Keys: ``loss_<optimiser>`` for each loss, then the method's extra scalars (e.g. ``D_real``). The
-    networks' parameters and buffers (batch-norm statistics included) are restored afterwards.
+    networks' parameters and buffers (batch-norm statistics included) are left as they were.
     """
-    nets = method.nets
-    device = next(nets.parameters()).device
-    saved = [(b, b.clone()) for b in nets.buffers()]
-    was_training = nets.training
-    batch = min(method.cfg.batch_size, len(data))
-    rng = torch.Generator().manual_seed(seed)
-    z_rng = torch.Generator(device=device).manual_seed(seed)
     sums: dict[str, float] = defaultdict(float)
-    try:
-        nets.train()
-        with torch.no_grad():
-            for _ in range(batches):
-                idx = torch.randint(0, len(data), (batch,), generator=rng)
-                x = data.x[idx].to(device)
-                y = data.y[idx].to(device) if data.y is not None else None
-                for phase in range(len(method.phases)):
-                    losses, extra = method.losses(phase, x, y, z_rng)
-                    for name, value in losses.items():
-                        sums[f"loss_{name}"] += float(value)
-                    for name, value in extra.items():
-                        sums[name] += float(value)
-    finally:
-        for b, old in saved:
-            b.copy_(old)
-        nets.train(was_training)
+    for losses, extra in training_forwards(method, data, batches=batches, seed=seed):
+        for name, value in losses.items():
+            sums[f"loss_{name}"] += float(value)
+        for name, value in extra.items():
+            sums[name] += float(value)
     return {k: v / batches for k, v in sums.items()}
 
 

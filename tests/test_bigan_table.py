@@ -3,6 +3,7 @@ validation split chose, beside the final weights' score; rows resumed in pieces;
 collapsed; a regressor row's own discriminator, against the paper's D row;
 benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
 benchmarks/deploy_losses.py, which averages a run's training losses at fixed weights;
+benchmarks/bn_variance.py, which measures the batch variances entering a run's batch norms;
 benchmarks/d_overfit.py, which scores the D baseline's D on the images it trained on and on others; and
 benchmarks/nn_gap.py, which compares 1NN of trained-on and unseen images in any model's features."""
 
@@ -273,6 +274,33 @@ def test_deploy_losses_average_the_training_losses_at_fixed_weights(tmp_path, no
             for k in by_hand:
                 by_hand[k] += float(losses[k]) / 3
     assert means["loss_D"] == pytest.approx(by_hand["D"]) and means["loss_EG"] == pytest.approx(by_hand["EG"])
+
+
+def test_bn_variance_measures_every_batch_norm_input_and_leaves_the_run_alone(tmp_path, noisy_digits):
+    """benchmarks/bn_variance.py: one variance per unit and forward call of every batch norm (D scores real
+    and generated pairs in two calls), computed by hand the same way; weights and statistics untouched."""
+    import bn_variance
+
+    from advrep.checkpoint import load_model
+    from advrep.evaluate import fit_split
+
+    train_set, test_set = noisy_digits
+    args = row_args(tmp_path, hold_out_val=True, epochs=1, decay_epochs=0, batch=64)
+    bigan_table.evaluate_row("bigan", bigan_table.ROWS["bigan"], args, train_set, test_set)
+    method = load_model(tmp_path / "bigan")
+    data = fit_split(train_set, True, method.cfg.val_split)
+    before = [t.clone() for t in (*method.nets.parameters(), *method.nets.buffers())]
+    var = bn_variance.input_variances(method, data, batches=2)
+    assert set(var) == {"E.bn2", "D.bn2", "G.bn1", "G.bn2"}
+    assert var["E.bn2"].shape == (2 * 32,) and var["D.bn2"].shape == (2 * 2 * 32,)
+    assert all(bool((v > 0).all()) for v in var.values())
+    assert all(torch.equal(a, b) for a, b in zip(before, (*method.nets.parameters(), *method.nets.buffers())))
+    # E's input at its batch norm for the first batch, by hand: fc2 of the leaky-ReLU'd fc1 of the images
+    idx = torch.randint(0, len(data), (64,), generator=torch.Generator().manual_seed(0))
+    E = method.nets["E"]
+    with torch.no_grad():
+        h = E.fc2(torch.nn.functional.leaky_relu(E.fc1(data.x[idx].flatten(1)), 0.2))
+    assert torch.allclose(var["E.bn2"][:32], h.var(0, unbiased=False), rtol=1e-5, atol=1e-9)
 
 
 def test_gan_collapse_reports_which_runs_lost_their_generator(tmp_path, noisy_digits, collapsed_generator):
