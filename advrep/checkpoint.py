@@ -88,7 +88,15 @@ def read_weights(path: str | Path) -> tuple[Config, dict[str, torch.Tensor]]:
     if meta.get("format") != FORMAT or "config" not in meta:
         raise CheckpointError(f"weights file {path} was not written by advrep (metadata format "
                               f"{meta.get('format')!r}); load it with safetensors directly instead.")
-    cfg = Config.from_dict(json.loads(meta["config"]), source=str(path))
+    try:
+        values = json.loads(meta["config"])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"weights file {path} holds an unreadable config in its metadata ({exc}); "
+                              "it is corrupt: use an earlier checkpoint.") from exc
+    if not isinstance(values, dict):
+        raise CheckpointError(f"weights file {path} holds a config of type {type(values).__name__} in its "
+                              "metadata, not a mapping; it is corrupt: use an earlier checkpoint.")
+    cfg = Config.from_dict(values, source=str(path))
     return cfg, tensors
 
 
@@ -236,6 +244,69 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         if _complete(candidate):
             return candidate
     return _newest_complete(root)
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Every complete checkpoint directory of a run, newest first (the one ``latest`` names leads)."""
+    root = checkpoint_root(run_dir)
+    done = sorted((p for p in root.glob("step-*") if _complete(p)), reverse=True)
+    first = latest_checkpoint(run_dir)
+    return [first] + [p for p in done if p != first] if first is not None else done
+
+
+def resume_point(run_dir: Path, *, required: tuple[str, ...] = ()
+                 ) -> tuple[Path, Config, dict[str, torch.Tensor], dict[str, Any], list[str]] | None:
+    """The newest checkpoint of a run whose weights and training state both load, as (directory,
+    config, tensors, state, notes), or None when the run has no checkpoint.
+
+    A newer checkpoint that cannot be read (a disk error, a copy cut short, a state lacking one of
+    ``required``) is passed over for the one before it, and ``notes`` says which and why, so a resume
+    goes on from the last good one instead of failing. If none can be read the error names each."""
+    notes, reasons = [], []
+    candidates = complete_checkpoints(run_dir)
+    for ckpt in candidates:
+        try:
+            cfg, tensors = read_weights(ckpt / WEIGHTS)
+            state = load_state(ckpt)
+            if not isinstance(state, dict):
+                raise CheckpointError(f"training state {ckpt / STATE} is a {type(state).__name__}, not a "
+                                      "mapping; it is not an advrep training state.")
+            missing = [k for k in required if k not in state]
+            if missing:
+                raise CheckpointError(f"training state {ckpt / STATE} lacks {', '.join(missing)}; it is not "
+                                      "an advrep training state of this version.")
+        except CheckpointError as exc:
+            reasons.append(str(exc))
+            notes.append(f"note: passed over checkpoint {ckpt.name}, which cannot be read ({exc})")
+            continue
+        if notes:
+            notes.append(f"note: resuming from {ckpt.name}, the newest checkpoint that can be read; the "
+                         "unreadable ones are left in place for inspection.")
+        return ckpt, cfg, tensors, state, notes
+    if not candidates:
+        return None
+    raise CheckpointError(f"no checkpoint of {run_dir} can be resumed from:\n  " + "\n  ".join(reasons)
+                          + f"\nstart the run afresh into another --run-dir (or move {checkpoint_root(run_dir)} "
+                          "away).")
+
+
+def prepare_output(path: Path, *, kind: str, flag: str) -> Path:
+    """Check an output path before the work that fills it (an evaluation, an inversion), so a bad path
+    fails at once rather than after minutes of compute: ``kind`` "file" creates its parent folder and
+    refuses a directory; "dir" creates it and refuses a file. Errors name the flag and the fix."""
+    from .config import ConfigError
+
+    path = Path(path)
+    folder = path.parent if kind == "file" else path
+    if kind == "file" and path.is_dir():
+        raise ConfigError(f"{flag} {path} is a directory; name a file to write, e.g. {path / 'out.json'}.")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path} is a file; name a directory to write into.")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot create {folder} ({exc}); choose another path.") from exc
+    return path
 
 
 def _complete(ckpt: Path) -> bool:

@@ -39,9 +39,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and saved.is_file():
         # Resume continues the run as it was configured: start from its saved settings and apply
         # only what this command line names again (a config file, --set, --data, ...).
-        from .config import Config, ConfigError, read_config_file
+        from .config import ConfigError, read_config_file
 
-        cfg = Config.from_dict(json.loads(saved.read_text()), source=str(saved))
+        cfg = _saved_config(run_dir)
         cfg = cfg.updated(read_config_file(args.config) if args.config else {}, source=str(args.config))
         cfg = cfg.updated(overrides, source="--set")
         if cfg.method != args.method:
@@ -57,12 +57,54 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_json(path: Path) -> tuple[dict | None, str]:
+    """(the mapping in a JSON file, "") or (None, why it cannot be read)."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(values, dict):
+        return None, f"it holds a {type(values).__name__}, not a mapping of settings"
+    return values, ""
+
+
+def _saved_config(run_dir: Path):
+    """The settings a run was trained with, for --resume: RUN/config.json, or, when that file is
+    unreadable (cut short by a crash, edited by hand), the config inside the newest readable checkpoint,
+    which holds the same settings. The file is rewritten when training starts."""
+    from .checkpoint import resume_point
+    from .config import Config, ConfigError
+
+    saved = run_dir / "config.json"
+    values, why = _read_json(saved)
+    if values is not None:
+        return Config.from_dict(values, source=str(saved))
+    point = resume_point(run_dir)
+    if point is None:
+        raise ConfigError(f"--resume: {saved} cannot be read ({why}) and {run_dir} has no checkpoint to take "
+                          "the settings from; delete it and train without --resume.")
+    print(f"note: {saved} cannot be read ({why}); took the run's settings from checkpoint {point[0].name}.",
+          flush=True)
+    return point[1]
+
+
+def _output_file(args: argparse.Namespace, default_name: str) -> Path | None:
+    """Where a command writes its JSON: --out, else RUN/<default_name> when RUN is a directory; checked
+    (and its folder created) before the work, so a bad path fails at once."""
+    from .checkpoint import prepare_output
+
+    if args.out:
+        return prepare_output(Path(args.out), kind="file", flag="--out")
+    return Path(args.run) / default_name if Path(args.run).is_dir() else None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .checkpoint import load_model
+    from .checkpoint import atomic_write_text, load_model
     from .data import DataError, load_dataset
     from .evaluate import evaluate, format_table
 
     method = load_model(args.run)
+    out = _output_file(args, "eval.json")
     cfg = method.cfg
     data_dir = args.data_dir or cfg.data_dir
     train_set = load_dataset(cfg.data, "train", data_dir=data_dir, size=cfg.image_size or None)
@@ -72,9 +114,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except ValueError as exc:  # unlabelled data, or too few images for the run's hold_out_val
         raise DataError(f"cannot evaluate {args.run} on {cfg.data!r}: {exc}") from None
     print(format_table(results))
-    out = Path(args.out) if args.out else (Path(args.run) / "eval.json" if Path(args.run).is_dir() else None)
     if out is not None:
-        out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out, json.dumps(results, indent=2, sort_keys=True) + "\n")
         print(f"wrote {out}")
     figures = args.figures or (Path(args.run) / "figures" if Path(args.run).is_dir() else None)
     if figures is not None and not args.no_figures:
@@ -88,12 +129,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import load_model
+    from .checkpoint import CheckpointError, load_model
+    from .config import ConfigError
+    from .data import DataError
     from .images import save_grid
 
     method = load_model(args.run)
     if not method.has_generator:
         raise SystemExit(f"method {method.cfg.method!r} has no generator to sample from.")
+    if args.n < 1:
+        raise ConfigError(f"-n is {args.n}; give the number of samples to draw, at least 1.")
     rng = torch.Generator().manual_seed(args.seed)
     with torch.no_grad():
         x = method.generate(method.sample_prior(args.n, rng))
@@ -103,9 +148,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.interpolate or args.neighbours:
         from .explore import explore_run
 
-        for path in explore_run(method, out.parent, interpolate=args.interpolate, neighbours=args.neighbours,
+        try:
+            paths = explore_run(method, out.parent, interpolate=args.interpolate, neighbours=args.neighbours,
                                 data_dir=args.data_dir, pairs=args.pairs, steps=args.steps, k=args.k,
-                                path=args.path, seed=args.seed):
+                                path=args.path, seed=args.seed)
+        except (ConfigError, DataError, CheckpointError):
+            raise
+        except ValueError as exc:  # explore's checks of --steps, -k, --interpolate on a run without E
+            raise ConfigError(str(exc)) from exc
+        for path in paths:
             print(f"wrote {path}")
     return 0
 
@@ -139,8 +190,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"checkpoint  {latest_checkpoint(run).name}")
     for path in (run / "summary.json", run / "eval.json"):
         if run.is_dir() and path.is_file():
+            values, why = _read_json(path)
+            if values is None:
+                print(f"{path.name}: cannot be read ({why}); delete it, and re-run `advrep eval {run}` for "
+                      "eval.json (summary.json's numbers are also the last 'summary' line of metrics.jsonl).")
+                continue
             print(f"{path.name}:")
-            for key, value in sorted(json.loads(path.read_text()).items()):
+            for key, value in sorted(values.items()):
                 print(f"  {key:<28} {value}")
     print("config:")
     for key, value in sorted(cfg.to_dict().items()):
@@ -176,7 +232,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
 def cmd_fid(args: argparse.Namespace) -> int:
     import torch
 
-    from .checkpoint import load_model
+    from .checkpoint import atomic_write_text, load_model
     from .data import load_dataset
     from .eval import ClassifierError, domain_fid, load_classifier, sample_batches
     from .evaluate import format_table
@@ -184,6 +240,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     method = load_model(args.run)
     if not method.has_generator:
         raise SystemExit(f"method {method.cfg.method!r} has no generator to score.")
+    out = _output_file(args, "fid.json")
     classifier, info = load_classifier(args.classifier)
     cfg = method.cfg
     real = load_dataset(cfg.data, args.split, data_dir=args.data_dir or cfg.data_dir,
@@ -195,9 +252,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
     samples = sample_batches(lambda k: method.generate(method.sample_prior(k, rng)), args.n)
     results = domain_fid(classifier.features, samples, real.x, classifier_sha256=info["sha256"])
     print(format_table(results))
-    out = Path(args.out) if args.out else (Path(args.run) / "fid.json" if Path(args.run).is_dir() else None)
     if out is not None:
-        out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out, json.dumps(results, indent=2, sort_keys=True) + "\n")
         print(f"wrote {out}")
     return 0
 

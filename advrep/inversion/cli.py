@@ -83,18 +83,18 @@ def _wrap(fn):
 
 
 def cmd_invert(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_model
+    from ..checkpoint import load_model, prepare_output
     from .models import invert_method, write_inversion
 
     method = load_model(args.run, device=_device(args.device))
     x, y, name = _images(method, args)
+    run = Path(args.run)
+    default = (run if run.is_dir() else Path(".")) / "inversion" / f"{name}-{args.split}"
+    out = prepare_output(Path(args.out) if args.out else default, kind="dir", flag="--out")
     settings = _settings(args)
     print(f"inverting {len(x)} {name}/{args.split} images through {args.run} ({method.cfg.method}, "
           f"{settings['steps']} steps, start={settings['init']})", flush=True)
     result = _wrap(lambda: invert_method(method, x, **settings))
-    run = Path(args.run)
-    default = (run if run.is_dir() else Path(".")) / "inversion" / f"{name}-{args.split}"
-    out = Path(args.out) if args.out else default
     record = {**settings, "run": str(args.run), "data": name, "split": args.split}
     summary = write_inversion(result, x, out, labels=y, settings=record)
     print(f"per-sample MSE {summary['mse_mean']:.5f} +- {summary['mse_std']:.5f} over {summary['n']} images "
@@ -104,10 +104,11 @@ def cmd_invert(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from ..checkpoint import load_model
+    from ..checkpoint import atomic_write_text, load_model, prepare_output
     from ..config import ConfigError
     from .models import compare_generators, format_ranking
 
+    out = prepare_output(Path(args.out), kind="file", flag="--out")
     methods = {str(run): load_model(run, device=_device(args.device)) for run in args.runs}
     if len(methods) != len(args.runs):
         raise ConfigError("a run is listed twice; list each run once.")
@@ -125,10 +126,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     settings = _settings(args)
     rows = _wrap(lambda: compare_generators(methods, x, **settings))
     print(format_ranking(rows))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     record = {"data": name, "split": args.split, "n": len(x), "settings": settings, "ranking": rows}
-    out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out, json.dumps(record, indent=2, sort_keys=True) + "\n")
     print(f"wrote {out}")
     return 0
 

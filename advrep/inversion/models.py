@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,26 +123,40 @@ def write_inversion(result: InversionResult, x: Tensor, out_dir: str | Path, *, 
     out_dir/summary.json           MSE mean +- std over the samples, the settings, wall time
     out_dir/pairs.png              the first ``grid`` images x beside G(z*)
     out_dir/loss.png, trace.csv    mean loss against optimisation steps
+
+    The files are written into a temporary folder inside ``out_dir`` and moved into place together,
+    summary.json last, so a failure while writing leaves an earlier inversion's files as they were.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "z.npy", result.z.numpy().astype(np.float32), allow_pickle=False)
-    with open(out / "errors.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["index", "label", "mse", "loss", "restart", "steps_to_tol"])
-        hits = result.steps_to_tol.tolist() if result.steps_to_tol is not None else [""] * len(result.mse)
-        ys = labels.tolist() if labels is not None else [""] * len(result.mse)
-        for i, (m, lo, r, hit, y) in enumerate(zip(result.mse.tolist(), result.losses.tolist(),
-                                                   result.restart.tolist(), hits, ys, strict=True)):
-            writer.writerow([i, y, f"{m:.8g}", f"{lo:.8g}", r, hit])
-    with open(out / "trace.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "mean_loss"])
-        writer.writerows([t, f"{v:.8g}"] for t, v in enumerate(result.trace.tolist()))
-    k = min(grid, x.shape[0])
-    pair_grid(x[:k], result.x_hat[:k].reshape(x[:k].shape), out / "pairs.png")
-    line_plot({"mean loss": result.trace}, out / "loss.png", title="inversion: mean reconstruction loss",
-              ylabel="loss", log_y=bool((result.trace > 0).all()))
-    summary = {**result.summary(), "settings": dict(settings or {})}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    final = Path(out_dir)
+    final.mkdir(parents=True, exist_ok=True)
+    for torn in final.glob(".writing-*"):  # left by a process killed mid-write
+        shutil.rmtree(torn, ignore_errors=True)
+    out = final / f".writing-{os.getpid()}"
+    out.mkdir()
+    try:
+        np.save(out / "z.npy", result.z.numpy().astype(np.float32), allow_pickle=False)
+        with open(out / "errors.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["index", "label", "mse", "loss", "restart", "steps_to_tol"])
+            hits = result.steps_to_tol.tolist() if result.steps_to_tol is not None else [""] * len(result.mse)
+            ys = labels.tolist() if labels is not None else [""] * len(result.mse)
+            for i, (m, lo, r, hit, y) in enumerate(zip(result.mse.tolist(), result.losses.tolist(),
+                                                       result.restart.tolist(), hits, ys, strict=True)):
+                writer.writerow([i, y, f"{m:.8g}", f"{lo:.8g}", r, hit])
+        with open(out / "trace.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["step", "mean_loss"])
+            writer.writerows([t, f"{v:.8g}"] for t, v in enumerate(result.trace.tolist()))
+        k = min(grid, x.shape[0])
+        pair_grid(x[:k], result.x_hat[:k].reshape(x[:k].shape), out / "pairs.png")
+        line_plot({"mean loss": result.trace}, out / "loss.png", title="inversion: mean reconstruction loss",
+                  ylabel="loss", log_y=bool((result.trace > 0).all()))
+        summary = {**result.summary(), "settings": dict(settings or {})}
+        (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    for name in sorted((f.name for f in out.iterdir()), key=lambda n: n == "summary.json"):
+        os.replace(out / name, final / name)
+    out.rmdir()
     return summary

@@ -29,10 +29,9 @@ from ..checkpoint import (
     RunLock,
     atomic_write_text,
     latest_checkpoint,
-    load_state,
     load_state_dict_checked,
     read_best,
-    read_weights,
+    resume_point,
     save_best,
     save_checkpoint,
 )
@@ -41,7 +40,7 @@ from ..data import Dataset, load_dataset
 from ..evaluate import compute_features, evaluate, fit_split, format_table, refresh_batch_norm
 from ..images import pair_grid, save_grid
 from ..methods import Method, build_method
-from ..report import first_record
+from ..report import first_record, read_metrics
 from .precision import FP32, Precision
 from .tensorboard import TensorBoardLog
 
@@ -372,7 +371,7 @@ class RunLog:
                 continue
             if record.get("step", 0) <= step:
                 kept.append(line + "\n")
-        self.path.write_text("".join(kept))
+        atomic_write_text(self.path, "".join(kept))  # the run's only record: never half-written
 
     def set_aside(self) -> None:
         """A fresh run into a directory that already holds a metrics.jsonl (of a run killed before its
@@ -406,14 +405,21 @@ class RunLog:
                 self.tensorboard.close()
 
 
-def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
+# What a checkpoint's training state must hold for a resume (written by _train's checkpoint step).
+STATE_KEYS = ("step", "epoch", "batch", "rng", "optimizers")
+
+
+def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> tuple[Config, tuple | None]:
+    """Check the run directory and write config.json; with ``resume``, also returns the checkpoint to
+    go on from (checkpoint.resume_point: directory, config, tensors, state, notes)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = run_dir / "config.json"
+    point = None
     if resume:
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is None:
+        point = resume_point(run_dir, required=STATE_KEYS)
+        if point is None:
             raise TrainingError(f"--resume: no checkpoint in {run_dir}/checkpoints; start without --resume.")
-        old, _ = read_weights(ckpt / "weights.safetensors")
+        old = point[1]
         # Settings that shape the networks, or choose the images trained on, must match; schedules and
         # logging may change on resume.
         shape_keys = ("method", "latent_dim", "hidden", "prior", "stochastic_encoder", "data", "arch",
@@ -434,8 +440,8 @@ def _prepare_run_dir(run_dir: Path, cfg: Config, resume: bool) -> Config:
     except OSError as exc:
         raise TrainingError(f"run directory {run_dir} is not writable ({exc}); choose another --run-dir.") from exc
     if dist.is_main():
-        saved.write_text(cfg.to_json() + "\n")
-    return cfg
+        atomic_write_text(saved, cfg.to_json() + "\n")
+    return cfg, point
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, train_set: Dataset | None = None,
@@ -486,7 +492,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     cfg = cfg.updated({"image_shape": list(train_set.image_shape)})
     if cfg.keep_best:
         check_keep_best(cfg, run_dir, train_set, test_set, resume=resume)
-    cfg = _prepare_run_dir(run_dir, cfg, resume)
+    cfg, point = _prepare_run_dir(run_dir, cfg, resume)
 
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -501,14 +507,22 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     step, epoch, batch = 0, 0, 0
     best = BestWeights(run_dir, cfg.keep_best) if cfg.keep_best else None
     if resume:
-        ckpt = latest_checkpoint(run_dir)
-        _, tensors = read_weights(ckpt / "weights.safetensors")
+        ckpt, _, tensors, state, notes = point
+        if dist.is_main():
+            for note in notes:
+                print(note, flush=True)
         load_state_dict_checked(method.nets, tensors, source=f"checkpoint {ckpt}")
-        state = load_state(ckpt)
         for name, opt in optimizers.items():
             if name not in state["optimizers"]:
-                raise CheckpointError(f"checkpoint {ckpt} has no state for optimiser {name!r}.")
-            opt.load_state_dict(state["optimizers"][name])
+                raise CheckpointError(f"checkpoint {ckpt} has no state for optimiser {name!r}; it was written "
+                                      "by another method or version: resume into the run that wrote it, or "
+                                      "start afresh into another --run-dir.")
+            try:
+                opt.load_state_dict(state["optimizers"][name])
+            except (ValueError, KeyError, TypeError) as exc:
+                raise CheckpointError(f"checkpoint {ckpt}: the state of optimiser {name!r} does not fit this "
+                                      f"model ({type(exc).__name__}: {exc}); resume into the run that wrote it, "
+                                      "or start afresh into another --run-dir.") from exc
         step, epoch, batch = state["step"], state["epoch"], state["batch"]
         _set_rng_state(state["rng"], z_rng)
         _restore_rank_rng(state, z_rng, seed=cfg.seed, step=step)
@@ -524,7 +538,11 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             print(f"{run_dir} already finished its {epoch} epochs; raise epochs or decay_epochs to go on.")
             if best is not None and read_best(run_dir) is None:
                 print(f"note: keep_best={cfg.keep_best!r} came after the training ended; nothing was kept.")
-        return json.loads(done.read_text()) if done.is_file() else {"step": step, "epochs": epoch}
+        try:
+            return json.loads(done.read_text()) if done.is_file() else {"step": step, "epochs": epoch}
+        except json.JSONDecodeError:  # cut short by a crash as it was written: the log holds the same
+            last = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("kind") == "summary"]
+            return last[-1] if last else {"step": step, "epochs": epoch}
     log = RunLog(run_dir, tensorboard=cfg.tensorboard)
     cleanup.callback(log.close)
     if resume:
@@ -686,7 +704,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         summary.update({f"best_{best.metric}": best.kept["value"], "best_epoch": best.kept["epoch"]})
     log.write(summary)
     if dist.is_main():
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     if created_group:
         dist.shutdown()
     return summary
