@@ -64,7 +64,7 @@ def _read_json(path: Path) -> tuple[dict | None, str]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
     if not isinstance(values, dict):
-        return None, f"it holds a {type(values).__name__}, not a mapping of settings"
+        return None, f"it holds a {type(values).__name__}, not a JSON object"
     return values, ""
 
 
