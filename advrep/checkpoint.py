@@ -29,7 +29,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from .config import Config
+from .config import Config, ConfigError
 
 FORMAT = "advrep-checkpoint-1"
 WEIGHTS = "weights.safetensors"
@@ -248,8 +248,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def complete_checkpoints(run_dir: Path) -> list[Path]:
     """Every complete checkpoint directory of a run, newest first (the one ``latest`` names leads)."""
-    root = checkpoint_root(run_dir)
-    done = sorted((p for p in root.glob("step-*") if _complete(p)), reverse=True)
+    done = _completes(checkpoint_root(run_dir))[::-1]
     first = latest_checkpoint(run_dir)
     return [first] + [p for p in done if p != first] if first is not None else done
 
@@ -294,8 +293,6 @@ def prepare_output(path: Path, *, kind: str, flag: str) -> Path:
     """Check an output path before the work that fills it (an evaluation, an inversion), so a bad path
     fails at once rather than after minutes of compute: ``kind`` "file" creates its parent folder and
     refuses a directory; "dir" creates it and refuses a file. Errors name the flag and the fix."""
-    from .config import ConfigError
-
     path = Path(path)
     folder = path.parent if kind == "file" else path
     if kind == "file" and path.is_dir():
@@ -313,9 +310,14 @@ def _complete(ckpt: Path) -> bool:
     return (ckpt / WEIGHTS).is_file() and (ckpt / STATE).is_file()
 
 
+def _completes(root: Path) -> list[Path]:
+    """The step-* directories under ``root`` that hold both weights and state, oldest first."""
+    return sorted(p for p in root.glob("step-*") if _complete(p))
+
+
 def _newest_complete(root: Path) -> Path | None:
     """The newest step-* directory under ``root`` that holds both weights and state, or None."""
-    done = sorted(p for p in root.glob("step-*") if _complete(p))
+    done = _completes(root)
     return done[-1] if done else None
 
 
