@@ -66,6 +66,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def read_json_object(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """(the JSON object in ``path``, "") or (None, why it cannot be read): for the run files a crash or a
+    hand edit may have damaged (config.json, summary.json, eval.json, ...), so callers can say so and go on."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(values, dict):
+        return None, f"it holds a {type(values).__name__}, not a JSON object"
+    return values, ""
+
+
 def save_weights(path: Path, nets: torch.nn.Module, cfg: Config, *, extra: dict[str, str] | None = None) -> None:
     """All networks' parameters and buffers, with the config (and ``extra``) in the safetensors metadata."""
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in nets.state_dict().items()}

@@ -15,6 +15,12 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                    help="directory holding datasets (default: $ADVREP_DATA_DIR, else ~/.cache/advrep)")
 
 
+def _add_run_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None,
+                   help="dataset to use (default: the one the run was trained on, named in its config)")
+    _add_data_dir(p)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import parse_overrides
     from .distributed import is_main
@@ -57,26 +63,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_json(path: Path) -> tuple[dict | None, str]:
-    """(the mapping in a JSON file, "") or (None, why it cannot be read)."""
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return None, f"{type(exc).__name__}: {exc}"
-    if not isinstance(values, dict):
-        return None, f"it holds a {type(values).__name__}, not a JSON object"
-    return values, ""
-
-
 def _saved_config(run_dir: Path):
     """The settings a run was trained with, for --resume: RUN/config.json, or, when that file is
     unreadable (cut short by a crash, edited by hand), the config inside the newest readable checkpoint,
     which holds the same settings. The file is rewritten when training starts."""
-    from .checkpoint import resume_point
+    from .checkpoint import read_json_object, resume_point
     from .config import Config, ConfigError
 
     saved = run_dir / "config.json"
-    values, why = _read_json(saved)
+    values, why = read_json_object(saved)
     if values is not None:
         return Config.from_dict(values, source=str(saved))
     point = resume_point(run_dir)
@@ -100,19 +95,19 @@ def _output_file(args: argparse.Namespace, default_name: str) -> Path | None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .checkpoint import atomic_write_text, load_model
-    from .data import DataError, load_dataset
+    from .data import DataError, load_run_dataset
     from .evaluate import evaluate, format_table
 
     method = load_model(args.run)
     out = _output_file(args, "eval.json")
     cfg = method.cfg
-    data_dir = args.data_dir or cfg.data_dir
-    train_set = load_dataset(cfg.data, "train", data_dir=data_dir, size=cfg.image_size or None)
-    test_set = load_dataset(cfg.data, "test", data_dir=data_dir, size=cfg.image_size or None)
+    where = dict(data=args.data, data_dir=args.data_dir, run=args.run)
+    train_set = load_run_dataset(cfg, "train", **where)
+    test_set = load_run_dataset(cfg, "test", **where)
     try:
         results = evaluate(method, train_set, test_set, probe=not args.no_probe, parzen=args.parzen)
     except ValueError as exc:  # unlabelled data, or too few images for the run's hold_out_val
-        raise DataError(f"cannot evaluate {args.run} on {cfg.data!r}: {exc}") from None
+        raise DataError(f"cannot evaluate {args.run} on {args.data or cfg.data!r}: {exc}") from None
     print(format_table(results))
     if out is not None:
         atomic_write_text(out, json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -150,8 +145,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
         try:
             paths = explore_run(method, out.parent, interpolate=args.interpolate, neighbours=args.neighbours,
-                                data_dir=args.data_dir, pairs=args.pairs, steps=args.steps, k=args.k,
-                                path=args.path, seed=args.seed)
+                                data=args.data, data_dir=args.data_dir, pairs=args.pairs, steps=args.steps,
+                                k=args.k, path=args.path, seed=args.seed, run=args.run)
         except (ConfigError, DataError, CheckpointError):
             raise
         except ValueError as exc:  # explore's checks of --steps, -k, --interpolate on a run without E
@@ -165,8 +160,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .report import ReportError, write_report
 
     try:
-        out = write_report(args.run, args.out, model=not args.no_model, data_dir=args.data_dir,
-                           seed=args.seed)
+        out = write_report(args.run, args.out, model=not args.no_model, data=args.data,
+                           data_dir=args.data_dir, seed=args.seed)
     except ReportError as exc:
         print(f"advrep report: error: {exc}", file=sys.stderr)
         return 2
@@ -175,7 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from .checkpoint import latest_checkpoint, read_weights, resolve_weights
+    from .checkpoint import latest_checkpoint, read_json_object, read_weights, resolve_weights
 
     weights = resolve_weights(args.run)
     cfg, tensors = read_weights(weights)
@@ -190,7 +185,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"checkpoint  {latest_checkpoint(run).name}")
     for path in (run / "summary.json", run / "eval.json"):
         if run.is_dir() and path.is_file():
-            values, why = _read_json(path)
+            values, why = read_json_object(path)
             if values is None:
                 print(f"{path.name}: cannot be read ({why}); delete it, and re-run `advrep eval {run}` for "
                       "eval.json (summary.json's numbers are also the last 'summary' line of metrics.jsonl).")
@@ -233,7 +228,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import atomic_write_text, load_model
-    from .data import load_dataset
+    from .data import load_run_dataset
     from .eval import ClassifierError, domain_fid, load_classifier, sample_batches
     from .evaluate import format_table
 
@@ -243,11 +238,10 @@ def cmd_fid(args: argparse.Namespace) -> int:
     out = _output_file(args, "fid.json")
     classifier, info = load_classifier(args.classifier)
     cfg = method.cfg
-    real = load_dataset(cfg.data, args.split, data_dir=args.data_dir or cfg.data_dir,
-                        size=cfg.image_size or None)
+    real = load_run_dataset(cfg, args.split, data=args.data, data_dir=args.data_dir, run=args.run)
     if list(real.image_shape) != list(info["image_shape"]):
         raise ClassifierError(f"classifier {args.classifier} was trained on images {info['image_shape']} but "
-                              f"{cfg.data} has {list(real.image_shape)}; train one on this data.")
+                              f"{args.data or cfg.data} has {list(real.image_shape)}; train one on this data.")
     rng = torch.Generator().manual_seed(args.seed)
     samples = sample_batches(lambda k: method.generate(method.sample_prior(k, rng)), args.n)
     results = domain_fid(classifier.features, samples, real.x, classifier_sha256=info["sha256"])
@@ -284,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="1NN, linear probe and reconstruction metrics of a trained run")
     p.add_argument("run", help="run directory, checkpoint directory or weights file")
-    _add_data_dir(p)
+    _add_run_data(p)
     p.add_argument("--no-probe", action="store_true", help="skip the logistic-regression probe")
     p.add_argument("--out", default=None, help="JSON file to write (default RUN/eval.json)")
     p.add_argument("--parzen", action="store_true",
@@ -311,13 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", default="linear", choices=["linear", "slerp"],
                    help="--interpolate: straight line or great circle (slerp, for Gaussian priors)")
     p.add_argument("-k", type=int, default=5, help="--neighbours: training images shown per sample")
-    _add_data_dir(p)
+    _add_run_data(p)
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("report", help="one self-contained HTML page: config, numbers, curves, grids")
     p.add_argument("run", help="run directory")
     p.add_argument("--out", default=None, help="HTML file to write (default RUN/report.html)")
-    _add_data_dir(p)
+    _add_run_data(p)
     p.add_argument("--no-model", action="store_true",
                    help="leave out the figures drawn from the checkpoint (interpolations, neighbours, "
                         "code scatter)")
@@ -349,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="domain FID and KID of a run's samples, in a trained classifier's features")
     p.add_argument("run", help="run directory, checkpoint directory or weights file")
     p.add_argument("--classifier", required=True, help="directory written by advrep train-classifier")
-    _add_data_dir(p)
+    _add_run_data(p)
     p.add_argument("-n", type=int, default=10000, help="number of samples (default 10000)")
     p.add_argument("--split", default="test", choices=["train", "test"], help="real images to compare with")
     p.add_argument("--seed", type=int, default=0)

@@ -182,21 +182,22 @@ def save_neighbours(method, x_train: Tensor, out: str | Path, *, n: int = 8, k: 
 
 
 def explore_run(method, out_dir: str | Path, *, interpolate: bool = True, neighbours: bool = True,
-                data_dir: str | None = None, pairs: int = 8, steps: int = 8, k: int = 5, n: int = 8,
-                path: str = "linear", seed: int = 0) -> list[Path]:
+                data: str | None = None, data_dir: str | None = None, pairs: int = 8, steps: int = 8,
+                k: int = 5, n: int = 8, path: str = "linear", seed: int = 0, run: str | None = None) -> list[Path]:
     """What ``advrep sample RUN --interpolate --neighbours`` writes: interpolations.png between test
-    images and neighbours.png against the training images of the run's own dataset (``method.cfg.data``,
-    read from ``data_dir`` or the run's data_dir). Returns the paths written."""
-    from .data import load_dataset
+    images and neighbours.png against the training images of ``data``, by default the run's own dataset
+    (``method.cfg.data``, read from ``data_dir`` or the run's data_dir; ``run`` names the run in errors;
+    see :func:`advrep.data.load_run_dataset`). Returns the paths written."""
+    from .data import load_run_dataset
 
-    cfg, out_dir = method.cfg, Path(out_dir)
-    size = cfg.image_size or None
+    out_dir = Path(out_dir)
+    where = dict(data=data, data_dir=data_dir, run=run)
     written = []
     if interpolate:
-        test = load_dataset(cfg.data, "test", data_dir=data_dir or cfg.data_dir, size=size)
+        test = load_run_dataset(method.cfg, "test", **where)
         written.append(save_interpolations(method, test.x, out_dir / "interpolations.png", pairs=pairs,
                                            steps=steps, path=path, seed=seed))
     if neighbours:
-        train = load_dataset(cfg.data, "train", data_dir=data_dir or cfg.data_dir, size=size)
+        train = load_run_dataset(method.cfg, "train", **where)
         written.append(save_neighbours(method, train.x, out_dir / "neighbours.png", n=n, k=k, seed=seed)[0])
     return written

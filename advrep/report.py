@@ -164,12 +164,13 @@ def _saved_grids(run_dir: Path) -> list[str]:
     return out
 
 
-def _live_figures(run_dir: Path, *, data_dir: str | None, seed: int, pairs: int, steps: int) -> list[str]:
+def _live_figures(run_dir: Path, *, data: str | None, data_dir: str | None, seed: int, pairs: int,
+                  steps: int) -> list[str]:
     """Figures drawn from the checkpoint now: interpolations, nearest neighbours, the 2-D code scatter."""
     import torch
 
     from .checkpoint import CheckpointError, load_model
-    from .data import DataError, load_dataset
+    from .data import DataError, load_run_dataset
     from .explore import interpolation_grid, nearest_real, neighbour_grid
     from .latent_plots import scatter_image
 
@@ -179,13 +180,12 @@ def _live_figures(run_dir: Path, *, data_dir: str | None, seed: int, pairs: int,
         return [f"<p class=note>No checkpoint to draw from ({html.escape(str(exc))}).</p>"]
     cfg = method.cfg
     try:
-        size = cfg.image_size or None
-        test = load_dataset(cfg.data, "test", data_dir=data_dir or cfg.data_dir, size=size)
-        train = load_dataset(cfg.data, "train", data_dir=data_dir or cfg.data_dir, size=size)
+        test = load_run_dataset(cfg, "test", data=data, data_dir=data_dir, run=run_dir)
+        train = load_run_dataset(cfg, "train", data=data, data_dir=data_dir, run=run_dir)
     except (DataError, ValueError, OSError) as exc:
-        return [f"<p class=note>Data {html.escape(cfg.data)!s} could not be loaded, so interpolations, "
-                f"neighbours and the code scatter are not drawn ({html.escape(str(exc))}). "
-                "Pass --data-dir.</p>"]
+        return [f"<p class=note>Data {html.escape(str(data or cfg.data))} could not be loaded, so "
+                f"interpolations, neighbours and the code scatter are not drawn ({html.escape(str(exc))}). "
+                "Pass --data or --data-dir.</p>"]
     out = []
     with torch.no_grad():
         if method.has_encoder and method.has_generator:
@@ -213,8 +213,8 @@ def _live_figures(run_dir: Path, *, data_dir: str | None, seed: int, pairs: int,
     return out
 
 
-def build_report(run_dir: str | Path, *, model: bool = True, data_dir: str | None = None, seed: int = 0,
-                 pairs: int = 6, steps: int = 8) -> str:
+def build_report(run_dir: str | Path, *, model: bool = True, data: str | None = None,
+                 data_dir: str | None = None, seed: int = 0, pairs: int = 6, steps: int = 8) -> str:
     """The report page of ``run_dir`` as an HTML string (see the module docstring).
 
     model=False leaves out the figures drawn from the checkpoint (no model or data is loaded).
@@ -229,10 +229,21 @@ def build_report(run_dir: str | Path, *, model: bool = True, data_dir: str | Non
     if not config_path.is_file():
         raise ReportError(f"{config_path} does not exist: {run_dir} is not an advrep run directory "
                                 "(expected config.json, metrics.jsonl, checkpoints/).")
-    config = json.loads(config_path.read_text())
+    from .checkpoint import read_json_object
+
+    config, why = read_json_object(config_path)
+    if config is None:
+        raise ReportError(f"{config_path} cannot be read ({why}); `advrep info {run_dir}` shows the settings "
+                          "saved in its checkpoint, and the next `advrep train ... --resume` rewrites the file.")
     records = read_metrics(run_dir / "metrics.jsonl")
-    numbers = {name: json.loads((run_dir / name).read_text())
-               for name in ("summary.json", "eval.json", "fid.json") if (run_dir / name).is_file()}
+    numbers, unreadable = {}, []
+    for name in ("summary.json", "eval.json", "fid.json"):
+        if (run_dir / name).is_file():
+            values, why = read_json_object(run_dir / name)
+            if values is None:
+                unreadable.append(f"{name} ({why})")
+            else:
+                numbers[name] = values
     last_eval = next((r for r in reversed(records) if r.get("kind") == "eval"), None)
     from .methods import METHODS
 
@@ -253,6 +264,8 @@ def build_report(run_dir: str | Path, *, model: bool = True, data_dir: str | Non
              "<h2>Numbers</h2>"]
     for name, values in numbers.items():
         parts.append(f"<h3>{name}</h3>" + _numbers_table(values))
+    for what in unreadable:
+        parts.append(f"<p class=note>Not shown: {html.escape(what)} cannot be read.</p>")
     if last_eval and not numbers:  # a run still training: its latest periodic evaluation
         parts.append(f"<h3>last evaluation during training (epoch {last_eval.get('epoch')})</h3>"
                      + _numbers_table({k: v for k, v in last_eval.items()
@@ -269,7 +282,7 @@ def build_report(run_dir: str | Path, *, model: bool = True, data_dir: str | Non
                            "(sample_every=0?).</p>"])
     if model:
         parts.append("<h2>Exploring the model</h2>")
-        parts.extend(_live_figures(run_dir, data_dir=data_dir, seed=seed, pairs=pairs, steps=steps))
+        parts.extend(_live_figures(run_dir, data=data, data_dir=data_dir, seed=seed, pairs=pairs, steps=steps))
     parts.append("<h2>Config</h2><p class=note>Settings that differ from the method's defaults are in "
                  "bold.</p>")
     parts.append(_config_table(config))

@@ -12,7 +12,7 @@ from .digits import load_digits_dataset
 from .errors import DataError
 from .folder import load_folder
 from .idx import read_idx, write_idx
-from .load import DATASETS, ENV_VAR, SPLITS, load_dataset, resolve_data_dir
+from .load import DATASETS, ENV_VAR, SPLITS, load_dataset, load_run_dataset, resolve_data_dir
 from .mnist import load_mnist_family
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "load_digits_dataset",
     "load_folder",
     "load_mnist_family",
+    "load_run_dataset",
     "read_idx",
     "resolve_data_dir",
     "write_idx",

@@ -121,3 +121,37 @@ def load_dataset(
     if kind == "folder":
         return load_folder(target, split, size=size)
     return load_array_file(target, split, kind=kind)
+
+
+def load_run_dataset(cfg, split: str, *, data: str | os.PathLike | None = None,
+                     data_dir: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> Dataset:
+    """``split`` of the images a trained run is evaluated, sampled or inverted against.
+
+    ``data`` (a command's --data) when given, else the dataset the run was trained on (``cfg.data``); built-in
+    sets come from ``data_dir``, else the run's own ``cfg.data_dir``; image folders are resized as in training
+    (``cfg.image_size``). The images must have the run's shape (``cfg.image_shape``). When the run's own
+    dataset cannot be loaded (a relative path used from another directory, a set on another machine), the
+    error says that the name came from the run's config and how to give another.
+
+    Example::
+
+        cfg = load_model("runs/bigan").cfg
+        test = load_run_dataset(cfg, "test", data_dir="../shared/data")       # the run's MNIST
+    """
+    name = cfg.data if data is None else data
+    kind, _ = _parse_name(name) if data is not None else ("", None)
+    size = (cfg.image_size or None) if data is None or kind == "folder" else None
+    try:
+        found = load_dataset(name, split, data_dir=data_dir or cfg.data_dir, size=size)
+    except DataError as exc:
+        if data is not None:
+            raise
+        owner = f"run {os.fspath(run)}" if run is not None else "the run"
+        raise DataError(f"{exc} ({name!r} is the dataset {owner} was trained on, named in its config; pass "
+                        "--data with where it is now, or --data-dir for a built-in set.)") from None
+    shape = tuple(cfg.image_shape or ())
+    if shape and tuple(found.image_shape) != shape:
+        raise DataError(f"dataset {os.fspath(name)!r} has images of shape {tuple(found.image_shape)} but "
+                        f"the {cfg.method!r} run was trained on {shape}; pass --data with images of "
+                        "that shape.")
+    return found

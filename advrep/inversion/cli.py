@@ -53,17 +53,13 @@ def _device(name: str) -> str:
     return name
 
 
-def _images(method, args: argparse.Namespace):
+def _images(method, args: argparse.Namespace, run):
     """(x [N, C, H, W], labels or None, dataset name), checked against the run's image shape."""
     from ..config import ConfigError
-    from ..data import load_dataset
+    from ..data import load_run_dataset
 
     name = args.data or method.cfg.data
-    data = load_dataset(name, args.split, data_dir=args.data_dir or method.cfg.data_dir)
-    if data.image_shape != tuple(method.image_shape):
-        raise ConfigError(f"dataset {name!r} has images of shape {data.image_shape} but run "
-                          f"{method.cfg.method!r} generates {tuple(method.image_shape)}; pass --data with "
-                          "images the generator was trained on.")
+    data = load_run_dataset(method.cfg, args.split, data=args.data, data_dir=args.data_dir, run=run)
     n = len(data.x) if args.n is None else args.n
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}.")
@@ -87,7 +83,7 @@ def cmd_invert(args: argparse.Namespace) -> int:
     from .models import invert_method, write_inversion
 
     method = load_model(args.run, device=_device(args.device))
-    x, y, name = _images(method, args)
+    x, y, name = _images(method, args, args.run)
     run = Path(args.run)
     default = (run if run.is_dir() else Path(".")) / "inversion" / f"{name}-{args.split}"
     out = prepare_output(Path(args.out) if args.out else default, kind="dir", flag="--out")
@@ -118,7 +114,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.start == "encoder" and not all(m.has_encoder for m in methods.values()):
         raise ConfigError("--start encoder needs every run to have an encoder; use --start prior to compare "
                           "generators with the same procedure.")
-    x, _, name = _images(next(iter(methods.values())), args)
+    x, _, name = _images(methods[str(args.runs[0])], args, args.runs[0])
     for run, method in methods.items():
         if tuple(method.image_shape) != tuple(x.shape[1:]):
             raise ConfigError(f"run {run} generates images of shape {tuple(method.image_shape)}, not "

@@ -1,0 +1,94 @@
+"""Commands that use a trained run's dataset (eval, sample, report, fid, invert): --data names another copy,
+and when the run's own dataset cannot be found the error says the name came from the run's config.
+A tiny BiGAN trained on the embedded digits saved as an .npz, named by a relative path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advrep.checkpoint import load_model
+from advrep.cli import main
+from advrep.data import DataError, load_dataset, load_run_dataset
+
+SMALL = ["--set", "hidden=16", "--set", "latent_dim=3", "--set", "batch_size=64", "--set", "decay_epochs=0",
+         "--set", "progress=false", "--set", "eval_every=0", "--set", "sample_every=0", "--set", "threads=1",
+         "--set", "epochs=1"]
+
+
+def save_digits(path: Path) -> Path:
+    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+    np.savez(path, x_train=train.x.numpy(), y_train=train.y.numpy(), x_test=test.x.numpy(), y_test=test.y.numpy())
+    return path
+
+
+@pytest.fixture
+def moved_run(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """(run trained on the relative path digits.npz, where that file is now): the run is used from a
+    directory where its relative data path no longer points at anything."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    save_digits(workdir / "digits.npz")
+    monkeypatch.chdir(workdir)
+    run = tmp_path / "run"
+    assert main(["train", "bigan", "--data", "digits.npz", "--run-dir", str(run), *SMALL]) == 0
+    monkeypatch.chdir(tmp_path)
+    return run, workdir / "digits.npz"
+
+
+def test_eval_says_the_missing_dataset_came_from_the_run_and_takes_data(moved_run, capsys):
+    run, data = moved_run
+    assert main(["eval", str(run), "--no-probe", "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert "digits.npz does not exist" in err
+    assert f"the dataset run {run} was trained on, named in its config" in err and "--data" in err
+    assert not (run / "eval.json").exists()
+    assert main(["eval", str(run), "--no-probe", "--no-figures", "--data", str(data)]) == 0
+    assert json.loads((run / "eval.json").read_text())["1nn_test.penultimate"] > 50
+
+
+def test_data_with_images_of_another_shape_is_refused(moved_run, tmp_path, capsys):
+    run, _ = moved_run
+    wide = tmp_path / "wide.npz"
+    np.savez(wide, x_train=np.zeros((20, 1, 8, 9), np.uint8), x_test=np.zeros((5, 1, 8, 9), np.uint8))
+    assert main(["eval", str(run), "--no-probe", "--no-figures", "--data", str(wide)]) == 2
+    err = capsys.readouterr().err
+    assert "shape (1, 8, 9)" in err and "(1, 8, 8)" in err and "--data" in err
+
+
+def test_a_bad_data_flag_is_reported_as_given(moved_run, tmp_path):
+    run, _ = moved_run
+    cfg = load_model(run).cfg
+    with pytest.raises(DataError, match="nowhere.npz does not exist") as info:
+        load_run_dataset(cfg, "test", data=str(tmp_path / "nowhere.npz"), run=run)
+    assert "named in its config" not in str(info.value)
+
+
+def test_sample_neighbours_and_invert_take_data(moved_run, capsys):
+    run, data = moved_run
+    assert main(["sample", str(run), "-n", "4", "--neighbours", "-k", "2"]) == 2
+    assert "named in its config" in capsys.readouterr().err
+    assert main(["sample", str(run), "-n", "4", "--neighbours", "-k", "2", "--data", str(data)]) == 0
+    assert (run / "neighbours.png").is_file()
+    assert main(["invert", str(run), "-n", "3", "--steps", "2"]) == 2
+    assert "named in its config" in capsys.readouterr().err
+    assert main(["invert", str(run), "-n", "3", "--steps", "2", "--data", str(data)]) == 0
+
+
+def test_report_draws_from_data_and_survives_damaged_files(moved_run, capsys):
+    run, data = moved_run
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "could not be loaded" in page and "named in its config" in page
+    (run / "summary.json").write_text('{"cut short')
+    assert main(["report", str(run), "--data", str(data)]) == 0
+    page = (run / "report.html").read_text()
+    assert "could not be loaded" not in page and "nearest training images" in page
+    assert "Not shown: summary.json" in page
+    (run / "config.json").write_text("[1, 2]")
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "config.json cannot be read (it holds a list" in err and "advrep info" in err
