@@ -15,10 +15,14 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                    help="directory holding datasets (default: $ADVREP_DATA_DIR, else ~/.cache/advrep)")
 
 
-def _add_run_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None,
-                   help="dataset to use (default: the one the run was trained on, named in its config)")
-    _add_data_dir(p)
+RUN_DATA_HELP = "dataset to use (default: the one the run was trained on, named in its config)"
+RUN_DATA_DIR_HELP = "directory holding built-in datasets (default: the run's, else $ADVREP_DATA_DIR)"
+
+
+def _add_run_data(p: argparse.ArgumentParser, data_help: str = RUN_DATA_HELP) -> None:
+    """--data and --data-dir of a command that uses a trained run's dataset (advrep.data.load_run_dataset)."""
+    p.add_argument("--data", default=None, help=data_help)
+    p.add_argument("--data-dir", default=None, help=RUN_DATA_DIR_HELP)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -305,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--path", default="linear", choices=["linear", "slerp"],
                    help="--interpolate: straight line or great circle (slerp, for Gaussian priors)")
     p.add_argument("-k", type=int, default=5, help="--neighbours: training images shown per sample")
-    _add_run_data(p)
+    _add_run_data(p, "--interpolate, --neighbours: dataset to use (default: the run's, named in its config)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("report", help="one self-contained HTML page: config, numbers, curves, grids")

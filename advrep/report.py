@@ -184,8 +184,8 @@ def _live_figures(run_dir: Path, *, data: str | None, data_dir: str | None, seed
         train = load_run_dataset(cfg, "train", data=data, data_dir=data_dir, run=run_dir)
     except (DataError, ValueError, OSError) as exc:
         return [f"<p class=note>Data {html.escape(str(data or cfg.data))} could not be loaded, so "
-                f"interpolations, neighbours and the code scatter are not drawn ({html.escape(str(exc))}). "
-                "Pass --data or --data-dir.</p>"]
+                f"interpolations, neighbours and the code scatter are not drawn ({html.escape(str(exc))})"
+                + (".</p>" if data is None else ". Check --data.</p>")]
     out = []
     with torch.no_grad():
         if method.has_encoder and method.has_generator:
@@ -224,24 +224,25 @@ def build_report(run_dir: str | Path, *, model: bool = True, data: str | None = 
         html = build_report("runs/digits")
         Path("report.html").write_text(html)
     """
+    from .checkpoint import read_json_object
+
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise ReportError(f"{config_path} does not exist: {run_dir} is not an advrep run directory "
                                 "(expected config.json, metrics.jsonl, checkpoints/).")
-    from .checkpoint import read_json_object
-
     config, why = read_json_object(config_path)
     if config is None:
         raise ReportError(f"{config_path} cannot be read ({why}); `advrep info {run_dir}` shows the settings "
-                          "saved in its checkpoint, and the next `advrep train ... --resume` rewrites the file.")
+                          "saved in its checkpoint, if one was written, and the next `advrep train ... --resume` "
+                          "rewrites the file.")
     records = read_metrics(run_dir / "metrics.jsonl")
     numbers, unreadable = {}, []
     for name in ("summary.json", "eval.json", "fid.json"):
         if (run_dir / name).is_file():
             values, why = read_json_object(run_dir / name)
             if values is None:
-                unreadable.append(f"{name} ({why})")
+                unreadable.append((name, why))
             else:
                 numbers[name] = values
     last_eval = next((r for r in reversed(records) if r.get("kind") == "eval"), None)
@@ -264,13 +265,16 @@ def build_report(run_dir: str | Path, *, model: bool = True, data: str | None = 
              "<h2>Numbers</h2>"]
     for name, values in numbers.items():
         parts.append(f"<h3>{name}</h3>" + _numbers_table(values))
-    for what in unreadable:
-        parts.append(f"<p class=note>Not shown: {html.escape(what)} cannot be read.</p>")
+    again = {"summary.json": "its numbers are also the last 'summary' line of metrics.jsonl",
+             "eval.json": f"run <code>advrep eval {html.escape(str(run_dir))}</code> again",
+             "fid.json": f"run <code>advrep fid {html.escape(str(run_dir))}</code> again"}
+    for name, why in unreadable:
+        parts.append(f"<p class=note>Not shown: {name} cannot be read ({html.escape(why)}); {again[name]}.</p>")
     if last_eval and not numbers:  # a run still training: its latest periodic evaluation
         parts.append(f"<h3>last evaluation during training (epoch {last_eval.get('epoch')})</h3>"
                      + _numbers_table({k: v for k, v in last_eval.items()
                                        if k not in ("step", "epoch", "time")}))
-    if not numbers and not last_eval:
+    if not numbers and not unreadable and not last_eval:
         parts.append("<p class=note>No evaluation yet: run "
                      f"<code>advrep eval {html.escape(str(run_dir))}</code>.</p>")
     parts.append("<h2>Training curves</h2>")

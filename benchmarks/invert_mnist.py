@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from common import append_row, commit, machine  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
-from advrep.data import load_dataset  # noqa: E402
+from advrep.data import load_run_dataset  # noqa: E402
 from advrep.inversion import compare_generators, format_ranking, invert_method  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def main() -> int:
     if not (method.has_generator and method.has_encoder):
         raise SystemExit(f"--run {args.run} is a {method.cfg.method!r} run; it needs a generator and an "
                          "encoder (a BiGAN).")
-    test = load_dataset(method.cfg.data, "test", data_dir=args.data_dir or method.cfg.data_dir)
+    test = load_run_dataset(method.cfg, "test", data_dir=args.data_dir, run=args.run)
     # every generator to compare is loaded now, so a bad run directory fails before the long inversions
     runs = {args.run: method, **{run: load_model(run, device=args.device) for run in args.compare
                                  if run != args.run}}

@@ -1,14 +1,17 @@
-"""Commands that use a trained run's dataset (eval, sample, report, fid, invert): --data names another copy,
-and when the run's own dataset cannot be found the error says the name came from the run's config.
-A tiny BiGAN trained on the embedded digits saved as an .npz, named by a relative path."""
+"""Commands that use a trained run's dataset (eval, sample, report, fid, invert, compare): --data names another
+copy, and when the run's own dataset cannot be found the error says the name came from the run's config.
+A tiny BiGAN trained on the embedded digits saved as an .npz, named by a relative path; image folders are
+resized as in training (advrep.data.load_run_dataset)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from advrep.checkpoint import load_model
 from advrep.cli import main
@@ -76,6 +79,45 @@ def test_sample_neighbours_and_invert_take_data(moved_run, capsys):
     assert main(["invert", str(run), "-n", "3", "--steps", "2"]) == 2
     assert "named in its config" in capsys.readouterr().err
     assert main(["invert", str(run), "-n", "3", "--steps", "2", "--data", str(data)]) == 0
+    assert (run / "inversion" / "digits.npz-test" / "summary.json").is_file()  # inside the run, not by the data
+    out = run / "compare.json"
+    assert main(["compare", str(run), str(run / "checkpoints" / "latest"), "-n", "3", "--steps", "2",
+                 "--out", str(out)]) == 2
+    assert "named in its config" in capsys.readouterr().err and not out.exists()
+    assert main(["compare", str(run), str(run / "checkpoints" / "latest"), "-n", "3", "--steps", "2",
+                 "--out", str(out), "--data", str(data)]) == 0
+    assert json.loads(out.read_text())["data"] == str(data)
+
+
+def test_fid_takes_data(moved_run, tmp_path, capsys):
+    from advrep.eval import save_classifier, train_classifier
+
+    run, data = moved_run
+    train = load_dataset("digits", "train")
+    model, info = train_classifier(train.x[:256], train.y[:256], epochs=1, batch_size=64, width=4, feature_dim=8,
+                                   seed=0)
+    save_classifier(model, tmp_path / "cls", {"data": "digits", **info})
+    assert main(["fid", str(run), "--classifier", str(tmp_path / "cls"), "-n", "50"]) == 2
+    assert "named in its config" in capsys.readouterr().err
+    assert main(["fid", str(run), "--classifier", str(tmp_path / "cls"), "-n", "50", "--data", str(data)]) == 0
+    assert json.loads((run / "fid.json").read_text())["domain_fid"] >= 0
+
+
+def test_image_folders_are_resized_as_in_training(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("faces", "faces_copy"):
+        for split in ("train", "test"):
+            folder = tmp_path / name / split / "a"
+            folder.mkdir(parents=True)
+            for i in range(3):  # 20x12 RGB pictures: resized to cover 8x8, then centre-cropped
+                Image.fromarray(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    cfg = SimpleNamespace(method="bigbigan", data=str(tmp_path / "faces"), data_dir=None, image_size=8,
+                          image_shape=[3, 8, 8])
+    assert load_run_dataset(cfg, "test").x.shape == (3, 3, 8, 8)
+    assert load_run_dataset(cfg, "train", data=str(tmp_path / "faces_copy")).x.shape == (3, 3, 8, 8)
+    arrays = tmp_path / "faces.npz"  # an array file is read as it is: no size= for it
+    np.savez(arrays, x_train=rng.integers(0, 256, (4, 3, 8, 8), dtype=np.uint8))
+    assert load_run_dataset(cfg, "train", data=str(arrays)).x.shape == (4, 3, 8, 8)
 
 
 def test_report_draws_from_data_and_survives_damaged_files(moved_run, capsys):

@@ -139,8 +139,9 @@ def load_run_dataset(cfg, split: str, *, data: str | os.PathLike | None = None,
         test = load_run_dataset(cfg, "test", data_dir="../shared/data")       # the run's MNIST
     """
     name = cfg.data if data is None else data
-    kind, _ = _parse_name(name) if data is not None else ("", None)
-    size = (cfg.image_size or None) if data is None or kind == "folder" else None
+    size = cfg.image_size or None  # image folders are resized as in training; other kinds take no size
+    if data is not None and _parse_name(data)[0] != "folder":
+        size = None
     try:
         found = load_dataset(name, split, data_dir=data_dir or cfg.data_dir, size=size)
     except DataError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ from .invert import INITS, LOSSES, OPTIMIZERS, SCHEDULES, SUPPORTS
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="dataset to invert (default: the run's training data)")
+    from ..cli import _add_run_data
+
+    _add_run_data(p, "dataset to invert (default: the one the run was trained on, named in its config)")
     p.add_argument("--split", default="test", choices=["train", "test"], help="held-out images by default")
-    p.add_argument("--data-dir", default=None, help="directory holding datasets (default: the run's, "
-                   "else $ADVREP_DATA_DIR)")
     p.add_argument("-n", type=int, default=None, help="invert only the first N images (default: all)")
     p.add_argument("--steps", type=int, default=5000, help="updates of z per batch (paper: 5000)")
     p.add_argument("--lr", type=float, default=0.01, help="paper: 0.01")
@@ -85,7 +86,8 @@ def cmd_invert(args: argparse.Namespace) -> int:
     method = load_model(args.run, device=_device(args.device))
     x, y, name = _images(method, args, args.run)
     run = Path(args.run)
-    default = (run if run.is_dir() else Path(".")) / "inversion" / f"{name}-{args.split}"
+    folder = Path(os.fspath(name)).name.replace(":", "_")  # a --data path names a folder inside RUN/inversion
+    default = (run if run.is_dir() else Path(".")) / "inversion" / f"{folder}-{args.split}"
     out = prepare_output(Path(args.out) if args.out else default, kind="dir", flag="--out")
     settings = _settings(args)
     print(f"inverting {len(x)} {name}/{args.split} images through {args.run} ({method.cfg.method}, "
