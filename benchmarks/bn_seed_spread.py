@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from common import seed_list  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
-from advrep.data import load_dataset  # noqa: E402
+from advrep.data import load_run_dataset  # noqa: E402
 from advrep.evaluate import evaluate  # noqa: E402
 
 
@@ -50,8 +50,8 @@ def main() -> int:
     parser.add_argument("--data-dir", default=None, help="directory holding MNIST (default $ADVREP_DATA_DIR)")
     args = parser.parse_args()
     method = load_model(args.run)
-    train = load_dataset(method.cfg.data, "train", data_dir=args.data_dir, download=False)
-    test = load_dataset(method.cfg.data, "test", data_dir=args.data_dir, download=False)
+    train = load_run_dataset(method.cfg, "train", data_dir=args.data_dir, run=args.run, download=False)
+    test = load_run_dataset(method.cfg, "test", data_dir=args.data_dir, run=args.run, download=False)
     for p, values in spread(method, train, test, args.seeds, args.feature).items():
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"1nn_{p}.{args.feature}: mean {statistics.mean(values):.2f} ± {sd:.2f} "

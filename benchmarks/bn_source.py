@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from advrep.checkpoint import load_model  # noqa: E402
-from advrep.data import load_dataset  # noqa: E402
+from advrep.data import load_run_dataset  # noqa: E402
 from advrep.evaluate import evaluate  # noqa: E402
 from advrep.methods.latent_regressor import LatentRegressor  # noqa: E402
 
@@ -44,8 +44,8 @@ def main() -> int:
     if not isinstance(method, LatentRegressor):
         parser.error(f"{args.run} holds a {method.name!r} model; this compares batch-norm sources for "
                      "latent_regressor or joint_latent_regressor runs.")
-    train = load_dataset(method.cfg.data, "train", data_dir=args.data_dir, download=False)
-    test = load_dataset(method.cfg.data, "test", data_dir=args.data_dir, download=False)
+    train = load_run_dataset(method.cfg, "train", data_dir=args.data_dir, run=args.run, download=False)
+    test = load_run_dataset(method.cfg, "test", data_dir=args.data_dir, run=args.run, download=False)
     protocols = ("test", "val") if method.cfg.hold_out_val else ("test",)
     own = method.batch_norm_forward
     for source, forward in (("real images", own), ("G's samples", on_samples(method))):

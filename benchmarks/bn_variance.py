@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from common import training_forwards  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
-from advrep.data import load_dataset  # noqa: E402
+from advrep.data import load_run_dataset  # noqa: E402
 from advrep.evaluate import evaluate, fit_split  # noqa: E402
 
 
@@ -68,7 +68,7 @@ def main() -> int:
         parser.error(f"--eval-eps must be positive, got {args.eval_eps}")
     for run in args.runs:
         method = load_model(run)
-        train = load_dataset(method.cfg.data, "train", data_dir=args.data_dir, download=False)
+        train = load_run_dataset(method.cfg, "train", data_dir=args.data_dir, run=run, download=False)
         print(f"{run} (bn_eps {method.cfg.bn_eps:g}):")
         for name, v in input_variances(method, fit_split(train, method.cfg.hold_out_val, method.cfg.val_split),
                                        batches=args.batches).items():
@@ -76,7 +76,7 @@ def main() -> int:
             print(f"  {name:12s} min {v.min():.2e}  1st pct {q01:.2e}  median {med:.2e}  "
                   f"below 1e-5: {(v < 1e-5).float().mean():.0%}  below 1e-4: {(v < 1e-4).float().mean():.0%}")
         if args.eval_eps is not None:
-            test = load_dataset(method.cfg.data, "test", data_dir=args.data_dir, download=False)
+            test = load_run_dataset(method.cfg, "test", data_dir=args.data_dir, run=run, download=False)
             protocols = ("test", "val") if method.cfg.hold_out_val else ("test",)
             for eps in (method.cfg.bn_eps, args.eval_eps):
                 t0 = time.perf_counter()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from common import training_forwards  # noqa: E402
 
 from advrep.checkpoint import load_model  # noqa: E402
-from advrep.data import load_dataset  # noqa: E402
+from advrep.data import load_run_dataset  # noqa: E402
 from advrep.evaluate import fit_split  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def main() -> int:
     for run in args.runs:
         t0 = time.perf_counter()
         method = load_model(run)
-        train = load_dataset(method.cfg.data, "train", data_dir=args.data_dir, download=False)
+        train = load_run_dataset(method.cfg, "train", data_dir=args.data_dir, run=run, download=False)
         data = fit_split(train, method.cfg.hold_out_val, method.cfg.val_split)
         means = deploy_losses(method, data, batches=args.batches, seed=args.seed)
         print(f"{run}: " + "  ".join(f"{k} {v:.4f}" for k, v in means.items())

@@ -120,6 +120,23 @@ def test_image_folders_are_resized_as_in_training(tmp_path):
     assert load_run_dataset(cfg, "train", data=str(arrays)).x.shape == (4, 3, 8, 8)
 
 
+def test_run_dataset_without_download_reports_the_missing_files(tmp_path, monkeypatch):
+    """download=False (the analysis scripts' setting) reaches the MNIST loader: nothing is fetched, and the
+    error names the run's own data_dir, where the files were looked for, and the way to a download."""
+    import advrep.data.mnist as mnist
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("load_run_dataset(download=False) tried to download")
+
+    monkeypatch.setattr(mnist, "_download", no_network)
+    own = tmp_path / "the-runs-data"
+    own.mkdir()
+    cfg = SimpleNamespace(method="bigan", data="mnist", data_dir=str(own), image_size=0, image_shape=[1, 28, 28])
+    with pytest.raises(DataError, match="allow downloading") as info:
+        load_run_dataset(cfg, "test", download=False)
+    assert str(own) in str(info.value) and "was trained on" in str(info.value)
+
+
 def test_report_draws_from_data_and_survives_damaged_files(moved_run, capsys):
     run, data = moved_run
     assert main(["report", str(run)]) == 0

@@ -124,14 +124,16 @@ def load_dataset(
 
 
 def load_run_dataset(cfg, split: str, *, data: str | os.PathLike | None = None,
-                     data_dir: str | os.PathLike | None = None, run: str | os.PathLike | None = None) -> Dataset:
+                     data_dir: str | os.PathLike | None = None, run: str | os.PathLike | None = None,
+                     download: bool = True) -> Dataset:
     """``split`` of the images a trained run is evaluated, sampled or inverted against.
 
     ``data`` (a command's --data) when given, else the dataset the run was trained on (``cfg.data``); built-in
     sets come from ``data_dir``, else the run's own ``cfg.data_dir``; image folders are resized as in training
-    (``cfg.image_size``). The images must have the run's shape (``cfg.image_shape``). When the run's own
-    dataset cannot be loaded (a relative path used from another directory, a set on another machine), the
-    error says that the name came from the run's config and how to give another.
+    (``cfg.image_size``); ``download`` is ``load_dataset``'s. The images must have the run's shape
+    (``cfg.image_shape``). When the run's own dataset cannot be loaded (a relative path used from another
+    directory, a set on another machine), the error says that the name came from the run's config and how
+    to give another.
 
     Example::
 
@@ -143,7 +145,7 @@ def load_run_dataset(cfg, split: str, *, data: str | os.PathLike | None = None,
     if data is not None and _parse_name(data)[0] != "folder":
         size = None
     try:
-        found = load_dataset(name, split, data_dir=data_dir or cfg.data_dir, size=size)
+        found = load_dataset(name, split, data_dir=data_dir or cfg.data_dir, size=size, download=download)
     except DataError as exc:
         if data is not None:
             raise
