@@ -102,7 +102,9 @@ def reference_losses(kind, w, x, z, regress_weight=0.25):
 
 
 class ReferenceAdam:
-    """lib/updates.py's Adam with a Regularizer(l2=decay): g + decay * p, then the bias-corrected step."""
+    """lib/updates.py's Adam with a Regularizer(l2=decay): g + decay * p, then the bias-corrected step.
+    Left out: its b1 shrinks by a factor l = 1 - 1e-8 a step (b1 * l**t), 0.16% by the recipe's last
+    step; advrep's Adam keeps b1 fixed."""
 
     def __init__(self, lr, b1, b2, decay, e=1e-8):
         self.lr, self.b1, self.b2, self.decay, self.e = lr, b1, b2, decay, e
@@ -198,7 +200,9 @@ def test_features_use_the_reference_deploy_statistics():
     got = method.features(x)["penultimate"]
 
     w = weights_of(method)
-    rng = torch.Generator().manual_seed(3)  # the deploy batches refresh_batch_norm draws
+    # The deploy batches refresh_batch_norm draws (with replacement; the reference reads its shuffled
+    # training stream in order, which changes which images meet in a batch, not the formula).
+    rng = torch.Generator().manual_seed(3)
     deploy = [data.x[torch.randint(0, len(data), (16,), generator=rng)].flatten(1) for _ in range(7)]
     pre = [lrelu(b @ w["E1"]) @ w["E2"] for b in deploy]
     mean = torch.stack([h.mean(0) for h in pre]).mean(0)
