@@ -103,8 +103,9 @@ def reference_losses(kind, w, x, z, regress_weight=0.25):
 
 class ReferenceAdam:
     """lib/updates.py's Adam with a Regularizer(l2=decay): g + decay * p, then the bias-corrected step.
-    Left out: its b1 shrinks by a factor l = 1 - 1e-8 a step (b1 * l**t), 0.16% by the recipe's last
-    step; advrep's Adam keeps b1 fixed."""
+    Its b1 is written to shrink by l = 1 - 1e-8 a step (b1 * l**t), but Theano (and PyTensor) cast a
+    Python float in a float32 graph to float32, where 1 - 1e-8 is exactly 1.0: b1 stays fixed there, as
+    in advrep's Adam and here."""
 
     def __init__(self, lr, b1, b2, decay, e=1e-8):
         self.lr, self.b1, self.b2, self.decay, self.e = lr, b1, b2, decay, e
