@@ -50,7 +50,8 @@ def reference_names(kind: str) -> dict:
     return names
 
 
-# train_mnist.sh's flags, then each row's objective as train_mnist.sh writes it (the D row: no encoder).
+# train_mnist.sh's flags, then each row's objective: BiGAN, LR and joint LR as train_mnist.sh writes them;
+# the D row (a plain GAN, which train_mnist.sh does not list) drops the encoder.
 REFERENCE_FLAGS = [
     "--encode_normalize", "--dataset", "mnist", "--crop_size", "28", "--encode_net", "mnist_mlp",
     "--discrim_net", "mnist_mlp", "--gen_net", "deconvnet_mnist_mlp", "--megabatch_gb", "0.5", "--classifier",
