@@ -111,17 +111,17 @@ def reference_log(log: Path, epoch: int) -> dict[str, float]:
 
 
 def score(prefix: str, log: Path | None, data_dir: str | None, tolerance: float) -> int:
-
     from advrep.data.load import resolve_data_dir
     from advrep.data.mnist import load_mnist_family
     from advrep.evaluate import evaluate
     from advrep.methods import build_method, make_config
 
-    arrays = reference_arrays(prefix)
     epoch = re.match(r"(\d+)$", Path(prefix).name)
     if epoch is None:
         sys.exit(f"{prefix}: the prefix of a saved epoch ends in its number, e.g. EXP/models/80")
     epoch = int(epoch.group(1))
+    theirs = reference_log(log, epoch) if log is not None else {}  # before the minutes of scoring
+    arrays = reference_arrays(prefix)
     root = resolve_data_dir(data_dir)
     train, test = (load_mnist_family("mnist", split, root, download=False) for split in ("train", "test"))
     cfg = make_config("bigan", file=str(REPO / "configs" / "bigan_mnist.toml"), bn_eps=1e-8, bn_batches=1000,
@@ -135,13 +135,11 @@ def score(prefix: str, log: Path | None, data_dir: str | None, tolerance: float)
     own = evaluate(method, train, test, probe=False)
     print(f"epoch {epoch}, advrep's own statistics ({cfg.bn_batches} batches): "
           + ", ".join(f"1nn_{p}.{k} {own[f'1nn_{p}.{k}']:.2f}" for p in ("val", "test") for k in keys))
-    if log is None:
-        return 0
     worst = 0.0
-    for key, theirs in reference_log(log, epoch).items():
-        ours = saved[f"1nn_val.{key}"]
-        worst = max(worst, abs(ours - theirs))
-        print(f"1nn_val.{key}: advrep {ours:.2f}, the reference's log {theirs:.2f} ({ours - theirs:+.2f})")
+    for key, logged in theirs.items():
+        gap = round(saved[f"1nn_val.{key}"] - logged, 2) + 0.0  # + 0.0: no "-0.00"
+        worst = max(worst, abs(gap))
+        print(f"1nn_val.{key}: advrep {saved[f'1nn_val.{key}']:.2f}, the reference's log {logged:.2f} ({gap:+.2f})")
     return 0 if worst <= tolerance else 1
 
 

@@ -89,6 +89,11 @@ def test_reference_log_gives_the_epochs_scores(tmp_path):
     assert reference_code_eval.reference_log(log, 8) == {"penultimate": 2.0, "z_pre": 1.0}
     with pytest.raises(SystemExit, match="no evaluation of epoch 40"):
         reference_code_eval.reference_log(log, 40)
+    # the log is read before the weights and the minutes of scoring
+    with pytest.raises(SystemExit, match="no evaluation of epoch 40"):
+        reference_code_eval.main([str(tmp_path / "models" / "40"), "--log", str(log)])
+    with pytest.raises(SystemExit, match="ends in its number"):
+        reference_code_eval.main([str(tmp_path / "models" / "final"), "--log", str(log)])
 
 
 def test_a_saved_file_that_asks_for_more_than_arrays_is_refused(tmp_path, capsys):
