@@ -128,7 +128,7 @@ def reference_log(log: Path, epoch: int) -> dict[str, float]:
             found = dict(re.findall(r"(NNC_[ed]-?): ([\d.]+)%", lines[i + 1]))
             if {"NNC_e", "NNC_e-"} <= found.keys():
                 return {ours: float(found[key]) for ours, key in LOGGED.items() if key in found}
-    raise SystemExit(f"{log} has no evaluation of epoch {epoch} (a line '{epoch}) JD: ...' followed by NNC_e)")
+    raise SystemExit(f"{log} has no evaluation of epoch {epoch} (a line '{epoch}) ...' followed by NNC_e)")
 
 
 def score(prefix: str, log: Path | None, data_dir: str | None, tolerance: float) -> int:

@@ -29,10 +29,10 @@ def _method(seed: int, name: str = "bigan"):
         for p in method.nets.parameters():
             if not p.any():  # D's scoring layer (BiGAN) or E's output (LR) starts at zero
                 p.normal_(0, 0.02)
-        for name, buf in method.nets.named_buffers():
-            if name.endswith("running_mean"):
+        for buffer, buf in method.nets.named_buffers():
+            if buffer.endswith("running_mean"):
                 buf.normal_(0, 0.1)
-            elif name.endswith("running_var"):
+            elif buffer.endswith("running_var"):
                 buf.uniform_(0.5, 2.0)
     return method
 
