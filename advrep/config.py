@@ -134,8 +134,10 @@ class Config:
     log_every: int = 50  # steps between metrics.jsonl lines
     keep_checkpoints: int = 2
     # After every epoch the trainer checks whether G draws one image for all of 64 fixed latents (a
-    # collapse the D baseline's GAN never recovered from, docs/reliability.md) and warns once. True:
-    # stop the run there instead (GeneratorCollapsed), so no time goes into a generator that is lost.
+    # collapse the D baseline's GAN never recovered from, docs/reliability.md) or, with an encoder,
+    # whether G(E(x)) has stayed no closer to x than another image for 3 epochs (a BiGAN whose D won),
+    # and warns once. True: stop the run there instead (GeneratorCollapsed), so no time goes into a
+    # game that is lost.
     stop_on_collapse: bool = False
     # "1nn_val.<feature>", e.g. "1nn_val.penultimate": at every evaluation also score 1NN on the
     # validation split (val_split: 10k training images against the rest) and keep the weights where it

@@ -9,7 +9,7 @@ into BENCHMARKS.md.
     python benchmarks/bigan_table.py --quick --subset 6000 --no-write   # a smoke test in minutes
     python benchmarks/bigan_table.py --rows bigan --keep-best  # + the weights validation chose (RUN/ROW/best)
     python benchmarks/bigan_table.py --hold-out-val           # + the authors' code's protocol (held-out 10k)
-    python benchmarks/bigan_table.py --reseed-on-collapse 2   # a row whose G collapses: again, next seed
+    python benchmarks/bigan_table.py --reseed-on-collapse 2   # a row whose game fails: again, next seed
 
 Each row trains into RUN_ROOT/ROW (default runs/bigan-table-E+D/ROW). With --resume a row whose
 benchmark.json exists is read back instead of retrained, and an interrupted row continues from its
@@ -155,11 +155,13 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
             # the epoch the log recorded first (a run resumed with the flag may have collapsed before)
             record = first_record(aside / "metrics.jsonl", "collapse")
             collapsed.append({"seed": cfg.seed, "epoch": record["epoch"] if record else exc.epoch,
+                              "mode": record.get("mode", "one_image") if record else exc.mode,
                               "wall_s": recorded_wall_s(aside / "metrics.jsonl")})
-            print(f"[{key}] G collapsed after epoch {collapsed[-1]['epoch']} with seed {cfg.seed}; moved the run "
-                  f"to {aside}", flush=True)
+            print(f"[{key}] {FAILED[collapsed[-1]['mode']]} after epoch {collapsed[-1]['epoch']} with seed "
+                  f"{cfg.seed}; moved the run to {aside}", flush=True)
             if len(collapsed) > reseeds:
-                raise SystemExit(f"[{key}] G collapsed with each of seeds "
+                raise SystemExit(f"[{key}] the game failed (G collapsed, or E and G stopped inverting each other) "
+                                 f"with each of seeds "
                                  f"{', '.join(str(c['seed']) for c in collapsed)} (--reseed-on-collapse {reseeds}); "
                                  f"their runs are in {run_dir.parent}/{key}.collapsed-seed*. To try more seeds, "
                                  f"rerun with --resume --reseed-on-collapse {len(collapsed) + 1}; or try another "
@@ -181,6 +183,7 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     collapse = first_record(run_dir / "metrics.jsonl", "collapse")
     if collapse is not None:  # the trainer's warning that G drew one image for every latent (docs/reliability.md)
         results["collapsed_epoch"] = collapse["epoch"]
+        results["collapse_mode"] = collapse.get("mode", "one_image")
     if collapsed:  # runs of earlier seeds stopped by --reseed-on-collapse
         results.update(seed=cfg.seed, collapsed_seeds=collapsed)
     results["pieces"] = [*pieces, {**piece_record({**results, "start_epoch": summary.get("start_epoch", 0)},
@@ -200,6 +203,10 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
 ADVERSARIAL = ("bigan", "gan", "latent_regressor", "joint_latent_regressor")
 
 
+# How the trainer's check saw a row's game fail (its "collapse" record's mode; docs/reliability.md).
+FAILED = {"one_image": "G collapsed", "unlinked": "E and G stopped inverting each other"}
+
+
 def collapsed_dir(run_dir: Path, seed: int) -> Path:
     """Where --reseed-on-collapse moves a row's run whose G collapsed: RUN_ROOT/ROW.collapsed-seedS."""
     return run_dir.with_name(f"{run_dir.name}.collapsed-seed{seed}")
@@ -212,7 +219,8 @@ def collapsed_attempts(run_dir: Path, seed: int) -> list[dict]:
     while collapsed_dir(run_dir, seed).is_dir():
         metrics = collapsed_dir(run_dir, seed) / "metrics.jsonl"
         record = first_record(metrics, "collapse")
-        found.append({"seed": seed, "epoch": record["epoch"] if record else None, "wall_s": recorded_wall_s(metrics)})
+        found.append({"seed": seed, "epoch": record["epoch"] if record else None,
+                      "mode": record.get("mode", "one_image") if record else None, "wall_s": recorded_wall_s(metrics)})
         seed += 1
     return found
 
@@ -299,10 +307,14 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
             wall += (f", + {sum(spent) / 60:.1f} min on the collapsed seeds" if None not in spent else
                      ", + the collapsed seeds' time (not recorded)")
         best = f"{r['best_1nn_test']:.2f} ({r['best_epoch']})" if "best_1nn_test" in r else "—"
-        label = row.label + (f" (G collapsed at epoch {r['collapsed_epoch']})" if "collapsed_epoch" in r else "")
+        label = row.label
+        if "collapsed_epoch" in r:
+            label += f" ({FAILED[r.get('collapse_mode', 'one_image')]} at epoch {r['collapsed_epoch']})"
         if r.get("collapsed_seeds"):
-            label += f" (seed {r['seed']}; " + ", ".join(f"seed {c['seed']} collapsed at epoch {c['epoch']}"
-                                                         for c in r["collapsed_seeds"]) + ")"
+            label += f" (seed {r['seed']}; " + ", ".join(
+                f"seed {c['seed']} collapsed at epoch {c['epoch']}" if c.get("mode") != "unlinked" else
+                f"seed {c['seed']}: E and G stopped inverting each other at epoch {c['epoch']}"
+                for c in r["collapsed_seeds"]) + ")"
         lines.append(f"| {label} | {row.paper:.2f} | {ours:.2f} | {ours - row.paper:+.2f} | {held}{best} | "
                      f"{cell(r, '1nn_test.z')} | {cell(r, f'probe_test.{row.feature}')} | "
                      f"{cell(r, 'recon_ratio', '{:.3f}')} | {wall} |")
@@ -414,8 +426,9 @@ def main() -> int:
                          "draw (the default with --hold-out-val), or last, the last 10k (the default without "
                          "it, and what rows trained before this option used)")
     ap.add_argument("--reseed-on-collapse", type=int, default=0, metavar="N",
-                    help="when an adversarial row's G collapses (one image for every latent), stop it, move its "
-                         "run to ROW.collapsed-seedS and train the row again with the next seed, up to N times; "
+                    help="when an adversarial row's game fails (G draws one image for every latent, or G(E(x)) "
+                         "stays no closer to x than another image: the trainer's stop_on_collapse), stop it, move "
+                         "its run to ROW.collapsed-seedS and train the row again with the next seed, up to N times; "
                          "the table names the seed used and the ones that collapsed, and its wall time adds "
                          "theirs (default 0: train on)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")

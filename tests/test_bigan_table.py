@@ -113,7 +113,7 @@ def test_reseed_on_collapse_moves_a_collapsed_row_aside_and_trains_it_again_with
     train_set, test_set = noisy_digits
     row = bigan_table.ROWS["d"]
     args = row_args(tmp_path, reseed_on_collapse=1)
-    with pytest.raises(SystemExit, match="collapsed with each of seeds 0, 1"):
+    with pytest.raises(SystemExit, match="with each of seeds 0, 1"):
         bigan_table.evaluate_row("d", row, args, train_set, test_set)
     assert [c["seed"] for c in bigan_table.collapsed_attempts(tmp_path / "d", 0)] == [0, 1]
     assert not (tmp_path / "d").exists()
@@ -140,6 +140,24 @@ def test_reseed_on_collapse_moves_a_collapsed_row_aside_and_trains_it_again_with
     old = {**results, "collapsed_seeds": [{"seed": 0, "epoch": 1}]}
     assert bigan_table.table_lines({"d": row}, {"d": old}, raw=97.0)[-1].endswith(
         ", + the collapsed seeds' time (not recorded) |")
+
+
+def test_reseed_on_collapse_also_retrains_a_bigan_whose_e_and_g_stopped_inverting_each_other(
+        tmp_path, noisy_digits, monkeypatch):
+    import advrep.train.loop as loop
+
+    ratios = iter([1.0, 0.99, 1.02] + [0.6] * 3)  # seed 0's three epochs, then seed 1's
+    monkeypatch.setattr(loop, "reconstruction_ratio", lambda method, x: next(ratios))
+    monkeypatch.setattr(loop, "UNLINKED_FROM_STEP", 0)
+    train_set, test_set = noisy_digits
+    row = bigan_table.ROWS["bigan"]
+    results = bigan_table.evaluate_row("bigan", row, row_args(tmp_path, reseed_on_collapse=1), train_set, test_set)
+    assert results["seed"] == 1 and "collapsed_epoch" not in results
+    assert [{k: c[k] for k in ("seed", "epoch", "mode")} for c in results["collapsed_seeds"]] == [
+        {"seed": 0, "epoch": 3, "mode": "unlinked"}]
+    assert [c["mode"] for c in bigan_table.collapsed_attempts(tmp_path / "bigan", 0)] == ["unlinked"]
+    line = bigan_table.table_lines({"bigan": row}, {"bigan": results}, raw=97.0)[-1]
+    assert line.startswith(f"| {row.label} (seed 1; seed 0: E and G stopped inverting each other at epoch 3) |")
 
 
 def test_the_training_time_a_log_records_sums_the_processes_that_wrote_it(tmp_path):

@@ -55,13 +55,14 @@ def test_every_record_becomes_scalars_at_its_step(tmp_path, monkeypatch):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     expected = []
     for r in records:
-        prefix = {"eval": "eval", "summary": "summary"}.get(r.get("kind"), "train")
+        prefix = r["kind"] if r.get("kind") in ("eval", "summary", "best", "health") else "train"
         expected += [(f"{prefix}/{k}", float(v), r["step"]) for k, v in r.items()
                      if k not in ("step", "epoch", "kind") and isinstance(v, (int, float))
                      and not isinstance(v, bool)]  # flags such as stopped_by_max_minutes are not curves
     assert writer.scalars == expected
     tags = {t for t, _, _ in writer.scalars}
-    assert {"train/loss_D", "train/loss_EG", "eval/1nn_test.z", "summary/wall_s"} <= tags
+    assert {"train/loss_D", "train/loss_EG", "eval/1nn_test.z", "summary/wall_s", "health/G_spread",
+            "health/recon_ratio"} <= tags
 
 
 def test_a_run_that_fails_closes_its_writer(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import advrep.train.loop as loop
-from advrep.checkpoint import latest_checkpoint, load_model
+from advrep.checkpoint import latest_checkpoint, load_model, load_state
 from advrep.data import Dataset, load_dataset
 from advrep.methods import make_config
 from advrep.train import GeneratorCollapsed, TrainingError, lr_scale, train
@@ -128,6 +128,62 @@ def test_stop_on_collapse_stops_where_the_check_fires_without_saving_that_epoch(
     assert latest_checkpoint(tmp_path) is None  # the collapsed epoch was not saved
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records if r.get("kind") == "collapse"] == [1]
+
+
+def test_reconstruction_ratio_is_0_for_a_perfect_reconstruction_and_1_for_another_image():
+    class Fake:
+        def __init__(self, reconstruct):
+            self.nets = torch.nn.ModuleDict({"E": torch.nn.BatchNorm1d(3)})
+            self.reconstruct = reconstruct
+
+    x = torch.rand(16, 1, 5, 5)
+    same, other = Fake(lambda v: v.clone()), Fake(lambda v: v.roll(1, 0))
+    assert loop.reconstruction_ratio(same, x) == 0.0
+    assert loop.reconstruction_ratio(other, x) == pytest.approx(1.0)
+    halfway = Fake(lambda v: 0.5 * (v + v.roll(1, 0)))  # the midpoint: half as far as the other image
+    assert loop.reconstruction_ratio(halfway, x) == pytest.approx(0.5)
+    assert same.nets.training  # the networks' mode is restored
+
+
+def unlinked_after(monkeypatch, ratios):
+    """Training measures these reconstruction ratios, one an epoch, and checks from the first step on."""
+    seen = iter(ratios)
+    monkeypatch.setattr(loop, "reconstruction_ratio", lambda method, x: next(seen))
+    monkeypatch.setattr(loop, "UNLINKED_FROM_STEP", 0)
+
+
+def test_a_bigan_whose_reconstructions_stay_unrelated_to_x_is_reported_once(tmp_path, digits, monkeypatch, capsys):
+    unlinked_after(monkeypatch, [1.0, 0.99, 0.5, 0.98, 1.01, 0.97, 1.0, 1.0])
+    train(small(epochs=8, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    out = capsys.readouterr().out
+    # the third epoch in a row at or above the bound is epoch 6: epoch 3's 0.5 broke the first streak
+    assert out.count("warning: epoch 6: G(E(x)) has been no closer to x than another training image is "
+                     "for 3 epochs (reconstruction ratio 0.980, 1.010, 0.970") == 1
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["recon_ratio"] for r in records if r.get("kind") == "health"] == [1.0, 0.99, 0.5, 0.98, 1.01, 0.97,
+                                                                               1.0, 1.0]
+    assert all(r["G_spread"] > loop.COLLAPSED_SPREAD for r in records if r.get("kind") == "health")
+    (flagged,) = [r for r in records if r.get("kind") == "collapse"]
+    assert flagged["mode"] == "unlinked" and flagged["epoch"] == 6 and flagged["recon_ratio"] == 0.97
+
+
+def test_unlinked_is_only_checked_from_unlinked_from_step_on(tmp_path, digits, monkeypatch, capsys):
+    unlinked_after(monkeypatch, [1.0] * 4)
+    per_epoch = len(digits[0]) // 64
+    monkeypatch.setattr(loop, "UNLINKED_FROM_STEP", 2 * per_epoch + 1)  # epochs 1 and 2 end before it
+    train(small(epochs=4, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    assert "no closer to x" not in capsys.readouterr().out
+
+
+def test_stop_on_collapse_also_stops_a_bigan_whose_e_and_g_do_not_invert_each_other(tmp_path, digits, monkeypatch,
+                                                                                   capsys):
+    unlinked_after(monkeypatch, [1.0, 1.0, 1.0])
+    with pytest.raises(GeneratorCollapsed, match="E and G stopped inverting each other") as info:
+        train(small(epochs=4, decay_epochs=0, stop_on_collapse=True), tmp_path, train_set=digits[0],
+              test_set=digits[1])
+    assert info.value.mode == "unlinked" and info.value.epoch == 3 and info.value.ratio == 1.0
+    assert "training stops here" in capsys.readouterr().out
+    assert load_state(latest_checkpoint(tmp_path))["epoch"] == 2  # epoch 3, where it fired, was not saved
 
 
 def test_a_fresh_run_sets_an_earlier_log_aside_instead_of_appending_to_it(tmp_path, digits, capsys):

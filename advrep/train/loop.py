@@ -50,13 +50,16 @@ class TrainingError(RuntimeError):
 
 
 class GeneratorCollapsed(TrainingError):
-    """With ``stop_on_collapse``: G drew one image for all 64 fixed latents after ``epoch`` epochs (per-pixel
-    spread ``spread``, measured on rank 0; inf on the other ranks of a distributed run). The checkpoints
-    before that epoch are intact; that epoch's was not written."""
+    """With ``stop_on_collapse``: the game failed after ``epoch`` epochs, in one of two ways (``mode``):
+    ``"one_image"``, G drew one image for all 64 fixed latents (per-pixel spread ``spread``); or
+    ``"unlinked"``, G(E(x)) stayed no closer to x than another image is (reconstruction ratio ``ratio``,
+    the last of the epochs that fired the check). Measured on rank 0; inf/nan on the other ranks of a
+    distributed run. The checkpoints before that epoch are intact; that epoch's was not written."""
 
-    def __init__(self, message: str, *, epoch: int, spread: float):
+    def __init__(self, message: str, *, epoch: int, spread: float, mode: str = "one_image",
+                 ratio: float = math.nan):
         super().__init__(message)
-        self.epoch, self.spread = epoch, spread
+        self.epoch, self.spread, self.mode, self.ratio = epoch, spread, mode, ratio
 
 
 def lr_scale(cfg: Config, epoch: int) -> float:
@@ -219,6 +222,31 @@ def generator_spread(method: Method, z: torch.Tensor) -> float:
         x = method.generate(z).float().flatten(1)  # [B, C*H*W]
     method.nets.train(was)
     return float(x.std(0).mean())
+
+
+# At or above this reconstruction ratio (reconstruction_ratio) G(E(x)) is no closer to x than another
+# training image is: E and G no longer invert each other. A 40 + 40-epoch MNIST BiGAN whose D won in
+# its first epochs drew per-pixel noise and measured 0.97-1.13 from epoch 4 on; a healthy one 0.87 after
+# one epoch and 0.73-0.80 after epochs 2-10 (docs/reliability.md).
+UNLINKED_RATIO = 0.97
+UNLINKED_EPOCHS = 3  # consecutive epochs at or above it before the check fires
+UNLINKED_FROM_STEP = 1000  # and only from this many steps on: every fresh E and G start near 1
+RATIO_IMAGES = 256  # training images the per-epoch ratio is measured on
+
+
+def reconstruction_ratio(method: Method, x: torch.Tensor) -> float:
+    """How much closer G(E(x)) is to x than another image of the set is: the mean Euclidean distance
+    ||x - G(E(x))|| over the mean ||x - x'||, where x' is x rolled by one image (so fixed). Networks in
+    eval mode (no batch-norm update, no collective). 0: perfect reconstruction; about 1: none."""
+    was = method.nets.training
+    method.nets.eval()
+    with torch.no_grad():
+        flat = x.float().flatten(1)  # [B, C*H*W]
+        recon = method.reconstruct(x).float().flatten(1)
+        other = (flat - flat.roll(1, 0)).norm(dim=1).mean()
+        ratio = float((flat - recon).norm(dim=1).mean() / other)
+    method.nets.train(was)
+    return ratio
 
 
 def _evaluate(method: Method, train_set: Dataset, test_set: Dataset, *, val: bool = False,
@@ -552,6 +580,9 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     fixed_z = method.sample_prior(64, torch.Generator(device=device).manual_seed(12345)) \
         if method.has_generator else None
     fixed_x = test_set.x[:32].to(device)
+    # the images the per-epoch reconstruction ratio is measured on: a fixed draw from the training images
+    ratio_x = fit_set.x[torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(54321))[:RATIO_IMAGES]
+                        ].to(device) if method.has_encoder and method.has_generator else None
     x_all = fit_set.x.to(device)  # [N, C, H, W], kept whole in memory
     y_all = fit_set.y.to(device) if fit_set.y is not None else None
     steps_per_epoch = len(fit_set) // cfg.batch_size  # the last partial batch is dropped
@@ -587,35 +618,63 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         method.nets.train(was)
 
     collapse_noted = resume and log.has("collapse")  # once per run, across resumes
+    unlinked: list[float] = []  # the ratios of the current run of epochs at or above UNLINKED_RATIO
 
     def check_collapse() -> None:
-        """Rank 0, after each epoch: warn once if G maps all of ``fixed_z`` to one image; with
-        ``stop_on_collapse`` every rank then raises GeneratorCollapsed instead of going on."""
+        """Rank 0, after each epoch: log G's spread over ``fixed_z`` and, with an encoder, the
+        reconstruction ratio on ``ratio_x`` (a "health" line); warn once if G maps every latent to one
+        image, or if G(E(x)) has been no closer to x than another image for UNLINKED_EPOCHS epochs.
+        With ``stop_on_collapse`` every rank then raises GeneratorCollapsed instead of going on."""
         nonlocal collapse_noted
-        if fixed_z is None or (collapse_noted and not cfg.stop_on_collapse):
+        if fixed_z is None:
             return
-        spread = generator_spread(method, fixed_z) if dist.is_main() else math.inf
-        collapsed = spread < COLLAPSED_SPREAD
-        if collapsed and not collapse_noted:
+        spread = ratio = math.nan
+        if dist.is_main():
+            spread = generator_spread(method, fixed_z)
+            ratio = reconstruction_ratio(method, ratio_x) if ratio_x is not None else math.nan
+            log.write({"kind": "health", "step": step, "epoch": epoch, "G_spread": spread,
+                       **({"recon_ratio": ratio} if ratio_x is not None else {}),
+                       "time": time.perf_counter() - started})
+        if ratio >= UNLINKED_RATIO and step >= UNLINKED_FROM_STEP:
+            unlinked.append(ratio)
+        else:
+            unlinked.clear()
+        one_image = spread < COLLAPSED_SPREAD
+        failed = "one_image" if one_image else "unlinked" if len(unlinked) >= UNLINKED_EPOCHS else None
+        if failed and not collapse_noted:
             collapse_noted = True
-            log.write({"kind": "collapse", "step": step, "epoch": epoch, "G_spread": spread,
+            log.write({"kind": "collapse", "mode": failed, "step": step, "epoch": epoch, "G_spread": spread,
+                       **({"recon_ratio": ratio} if ratio_x is not None else {}),
                        "time": time.perf_counter() - started})
             other = " or precision=fp32" if cfg.precision != "fp32" else ""
             then = ("stop_on_collapse is set, so training stops here" if cfg.stop_on_collapse else
                     f"consider stopping and starting afresh with another seed{other}, or set "
                     "stop_on_collapse=true to stop at once")
-            print(f"warning: epoch {epoch}: G draws the same image for all 64 fixed latents (per-pixel "
-                  f"spread {spread:.2g}, below {COLLAPSED_SPREAD:g}). It may not recover: the D baseline's "
-                  f"GAN did not (docs/reliability.md). Checkpoints from here on hold the collapsed G; {then}.",
-                  flush=True)
-        if cfg.stop_on_collapse and dist.any_rank(collapsed):
-            measured = f", per-pixel spread {spread:.2g} < {COLLAPSED_SPREAD:g}" if dist.is_main() else ""
+            if one_image:
+                what = (f"G draws the same image for all 64 fixed latents (per-pixel spread {spread:.2g}, below "
+                        f"{COLLAPSED_SPREAD:g}). It may not recover: the D baseline's GAN did not")
+            else:
+                what = (f"G(E(x)) has been no closer to x than another training image is for {len(unlinked)} "
+                        f"epochs (reconstruction ratio {', '.join(f'{r:.3f}' for r in unlinked)} on "
+                        f"{len(ratio_x)} training images, at or above {UNLINKED_RATIO:g}): E and G do not "
+                        "invert each other. In a BiGAN this is D winning the game while G draws noise; the "
+                        "one such run we have had not recovered when it was stopped after epoch 42")
+            print(f"warning: epoch {epoch}: {what} (docs/reliability.md). Checkpoints from here on hold the "
+                  f"failed networks; {then}.", flush=True)
+        if cfg.stop_on_collapse and dist.any_rank(failed is not None):
+            # every rank raises the same kind: rank 0 measured it
+            failed = "unlinked" if dist.any_rank(failed == "unlinked") else "one_image"
+            measured = ((f", per-pixel spread {spread:.2g} < {COLLAPSED_SPREAD:g}" if failed == "one_image" else
+                         f", reconstruction ratio >= {UNLINKED_RATIO:g} for {len(unlinked)} epochs")
+                        if dist.is_main() else "")
+            what = ("G collapsed (one image for all 64 fixed latents" if failed == "one_image" else
+                    "E and G stopped inverting each other (G(E(x)) no closer to x than another image")
             raise GeneratorCollapsed(
-                f"G collapsed after epoch {epoch} (one image for all 64 fixed latents{measured}) and "
+                f"{what}{measured}) after epoch {epoch} and "
                 f"stop_on_collapse is set: training stopped without saving that epoch. The checkpoints already "
-                f"in {run_dir} are intact, but their G may be on its way to the same state; start afresh in "
-                f"another run directory with another seed (--set seed={cfg.seed + 1}).",
-                epoch=epoch, spread=spread)
+                f"in {run_dir} are intact, but their networks may be on their way to the same state; start "
+                f"afresh in another run directory with another seed (--set seed={cfg.seed + 1}).",
+                epoch=epoch, spread=spread if dist.is_main() else math.inf, mode=failed, ratio=ratio)
 
     started = time.perf_counter()
     start_epoch = epoch  # where this process began (after a resume, the checkpoint's epoch)
@@ -710,4 +769,5 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     return summary
 
 
-__all__ = ["GeneratorCollapsed", "TrainingError", "train", "train_step", "lr_scale", "epoch_order", "format_table"]
+__all__ = ["GeneratorCollapsed", "TrainingError", "reconstruction_ratio", "train", "train_step", "lr_scale",
+           "epoch_order", "format_table"]

@@ -42,7 +42,8 @@ class TensorBoardLog:
         self.writer = summary_writer_class()(log_dir=str(log_dir))
 
     def write(self, record: dict[str, Any]) -> None:
-        prefix = {"eval": "eval", "summary": "summary", "best": "best"}.get(record.get("kind", ""), "train")
+        kind = record.get("kind", "")
+        prefix = kind if kind in ("eval", "summary", "best", "health") else "train"
         step = int(record.get("step", 0))
         for key, value in record.items():
             if key in _NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
