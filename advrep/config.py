@@ -139,6 +139,10 @@ class Config:
     # and warns once. True: stop the run there instead (GeneratorCollapsed), so no time goes into a
     # game that is lost.
     stop_on_collapse: bool = False
+    # The reconstruction ratio (||x - G(E(x))|| over ||x - another image||, on 256 training images) at
+    # or above which, 3 epochs in a row from step 1000 on, the game counts as lost. Set on the MNIST
+    # BiGAN recipe (a failed run 0.97-1.13, healthy ones 0.73-0.87 from epoch 1); 0 turns it off.
+    unlinked_ratio: float = 0.97
     # "1nn_val.<feature>", e.g. "1nn_val.penultimate": at every evaluation also score 1NN on the
     # validation split (val_split: 10k training images against the rest) and keep the weights where it
     # peaked in RUN/best/ (load_model("RUN/best")). Selection never sees the test set. "": off.

@@ -129,8 +129,8 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
     collapsed = collapsed_attempts(run_dir, cfg.seed) if row.method in ADVERSARIAL else []
     if collapsed:
         if not args.resume:
-            raise SystemExit(f"[{key}] {collapsed_dir(run_dir, cfg.seed)} holds an earlier run of this row whose G "
-                             f"collapsed; pass --resume to go on with seed {collapsed[-1]['seed'] + 1}, or choose "
+            raise SystemExit(f"[{key}] {collapsed_dir(run_dir, cfg.seed)} holds an earlier run of this row whose game "
+                             f"failed; pass --resume to go on with seed {collapsed[-1]['seed'] + 1}, or choose "
                              "another --run-root.")
         cfg = cfg.updated({"seed": collapsed[-1]["seed"] + 1})
     resume = args.resume and latest_checkpoint(run_dir) is not None
@@ -148,8 +148,9 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
         except GeneratorCollapsed as exc:
             aside = collapsed_dir(run_dir, cfg.seed)
             if aside.exists():
-                raise SystemExit(f"[{key}] G collapsed with seed {cfg.seed}, but {aside} already exists, so the run "
-                                 f"cannot be moved there; move or delete {aside} and rerun with --resume.") from None
+                raise SystemExit(f"[{key}] {FAILED[exc.mode]} with seed {cfg.seed}, but {aside} already exists, so "
+                                 f"the run cannot be moved there; move or delete {aside} and rerun with "
+                                 "--resume.") from None
             with RunLock(run_dir):  # no other process may be resuming it while it moves
                 run_dir.rename(aside)
             # the epoch the log recorded first (a run resumed with the flag may have collapsed before)
@@ -181,7 +182,7 @@ def evaluate_row(key: str, row: Row, args, train_set: Dataset, test_set: Dataset
                    stopped_early=bool(summary.get("stopped_by_max_minutes")), hold_out_val=held_out,
                    val_split=cfg.val_split)
     collapse = first_record(run_dir / "metrics.jsonl", "collapse")
-    if collapse is not None:  # the trainer's warning that G drew one image for every latent (docs/reliability.md)
+    if collapse is not None:  # the trainer's warning of a lost game (docs/reliability.md)
         results["collapsed_epoch"] = collapse["epoch"]
         results["collapse_mode"] = collapse.get("mode", "one_image")
     if collapsed:  # runs of earlier seeds stopped by --reseed-on-collapse
@@ -226,7 +227,7 @@ def collapsed_attempts(run_dir: Path, seed: int) -> list[dict]:
 
 
 def recorded_wall_s(metrics: Path) -> float:
-    """The training seconds a run's metrics.jsonl records: the clock of its step, eval and collapse lines
+    """The training seconds a run's metrics.jsonl records: the clock of its step, eval, health and collapse lines
     restarts with each process (a --resume), so the last reading before each restart, and the last of all,
     are summed. It misses what came after a process's last line (at most ``log_every`` steps) and setup."""
     total = last = 0.0
@@ -429,7 +430,7 @@ def main() -> int:
                     help="when an adversarial row's game fails (G draws one image for every latent, or G(E(x)) "
                          "stays no closer to x than another image: the trainer's stop_on_collapse), stop it, move "
                          "its run to ROW.collapsed-seedS and train the row again with the next seed, up to N times; "
-                         "the table names the seed used and the ones that collapsed, and its wall time adds "
+                         "the table names the seed used and the ones that failed, and its wall time adds "
                          "theirs (default 0: train on)")
     ap.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     ap.add_argument("--no-progress", action="store_true", help="no tqdm bars (for logs)")

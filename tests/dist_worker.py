@@ -3,7 +3,9 @@ writes every rank's networks, so the test can compare ranks with each other and 
 
     python -m torch.distributed.run --nproc_per_node=2 ... tests/dist_worker.py OUT RUNS_JSON
 
-RUNS_JSON maps a run name to its settings (``method`` plus Config fields); each run trains into OUT/NAME
+RUNS_JSON maps a run name to its settings (``method`` plus Config fields, and ``lost_game``: train with
+every reconstruction ratio 1 and write OUT/NAME/failed-rank{r}.json, the GeneratorCollapsed each rank
+raised); each run trains into OUT/NAME
 and rank r writes OUT/NAME/rank{r}.safetensors, and OUT/NAME/fed-rank{r}.json: how many images its
 training steps took, the largest first pixel among them and among its batch-norm refreshes' images,
 and those refreshes' data-set sizes and batch counts. The process group is created here, so ``train`` leaves
@@ -66,9 +68,22 @@ def main(out: Path, runs: dict[str, dict]) -> None:
     check_collectives(out)
     for name, settings in runs.items():
         settings = dict(settings)
+        lost = settings.pop("lost_game", False)
         cfg = make_config(settings.pop("method"), **settings)
         for v in fed.values():
             v.clear()
+        if lost:  # every epoch's reconstruction ratio is 1: stop_on_collapse must stop every rank alike
+            real_ratio, real_from = loop.reconstruction_ratio, loop.UNLINKED_FROM_STEP
+            loop.reconstruction_ratio, loop.UNLINKED_FROM_STEP = (lambda method, x: 1.0), 0
+            try:
+                loop.train(cfg, out / name)
+                failed = None
+            except loop.GeneratorCollapsed as exc:
+                failed = {"mode": exc.mode, "epoch": exc.epoch}
+            finally:
+                loop.reconstruction_ratio, loop.UNLINKED_FROM_STEP = real_ratio, real_from
+            (out / name / f"failed-rank{dist.rank()}.json").write_text(json.dumps(failed))
+            continue
         loop.train(cfg, out / name)
         fed_max = {k: max(fed[k], default=None) for k in ("train", "bn")}
         (out / name / f"fed-rank{dist.rank()}.json").write_text(json.dumps(

@@ -68,7 +68,8 @@ def two_ranks(tmp_path_factory, noisy_digits) -> Path:
     held_out = {**TINY, "data": str(marked_digits(out / "marked.npz", noisy_digits)), "hold_out_val": True,
                 "val_split": "bigan_code", "epochs": 1, "decay_epochs": 1, "eval_every": 1, "bn_batches": 5}
     runs = {"bigan": {"method": "bigan", **TINY}, "ae": {"method": "autoencoder", **TINY},
-            "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}, "heldout": {"method": "bigan", **held_out}}
+            "budget": {"method": "bigan", **TINY, "max_minutes": 1e-6}, "heldout": {"method": "bigan", **held_out},
+            "lost": {"method": "bigan", **TINY, "epochs": 5, "stop_on_collapse": True, "lost_game": True}}
     torchrun(str(REPO / "tests" / "dist_worker.py"), str(out), json.dumps(runs), tmp=out)
     return out
 
@@ -79,6 +80,13 @@ def ranks(run: Path) -> tuple[dict, dict]:
 
 def relative(a: dict, b: dict, keys) -> float:
     return max(float((a[k] - b[k]).norm() / b[k].norm()) for k in keys)
+
+
+def test_a_lost_game_stops_every_rank_after_the_same_epoch_with_the_same_mode(two_ranks):
+    # rank 0 alone measures the reconstruction ratio; the stop is a collective decision
+    failed = [json.loads((two_ranks / "lost" / f"failed-rank{r}.json").read_text()) for r in (0, 1)]
+    assert failed == [{"mode": "unlinked", "epoch": 3}] * 2
+    assert load_state(latest_checkpoint(two_ranks / "lost"))["epoch"] == 2
 
 
 def test_every_rank_holds_identical_networks(two_ranks):

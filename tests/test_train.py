@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import signal
 
@@ -134,7 +135,11 @@ def test_reconstruction_ratio_is_0_for_a_perfect_reconstruction_and_1_for_anothe
     class Fake:
         def __init__(self, reconstruct):
             self.nets = torch.nn.ModuleDict({"E": torch.nn.BatchNorm1d(3)})
-            self.reconstruct = reconstruct
+            self.inner = reconstruct
+
+        def reconstruct(self, v):
+            assert not self.nets.training  # measured in eval mode: no batch-norm update
+            return self.inner(v)
 
     x = torch.rand(16, 1, 5, 5)
     same, other = Fake(lambda v: v.clone()), Fake(lambda v: v.roll(1, 0))
@@ -143,6 +148,8 @@ def test_reconstruction_ratio_is_0_for_a_perfect_reconstruction_and_1_for_anothe
     halfway = Fake(lambda v: 0.5 * (v + v.roll(1, 0)))  # the midpoint: half as far as the other image
     assert loop.reconstruction_ratio(halfway, x) == pytest.approx(0.5)
     assert same.nets.training  # the networks' mode is restored
+    # images all alike leave nothing to compare with: nan, which no bound counts as a failure
+    assert math.isnan(loop.reconstruction_ratio(other, torch.ones(8, 1, 5, 5)))
 
 
 def unlinked_after(monkeypatch, ratios):
@@ -152,14 +159,19 @@ def unlinked_after(monkeypatch, ratios):
     monkeypatch.setattr(loop, "UNLINKED_FROM_STEP", 0)
 
 
+def records_of(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
 def test_a_bigan_whose_reconstructions_stay_unrelated_to_x_is_reported_once(tmp_path, digits, monkeypatch, capsys):
     unlinked_after(monkeypatch, [1.0, 0.99, 0.5, 0.98, 1.01, 0.97, 1.0, 1.0])
     train(small(epochs=8, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
     out = capsys.readouterr().out
     # the third epoch in a row at or above the bound is epoch 6: epoch 3's 0.5 broke the first streak
-    assert out.count("warning: epoch 6: G(E(x)) has been no closer to x than another training image is "
-                     "for 3 epochs (reconstruction ratio 0.980, 1.010, 0.970") == 1
-    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert out.count("no closer to x") == 1
+    assert ("warning: epoch 6: G(E(x)) has been no closer to x than another training image is for 3 epochs "
+            "(reconstruction ratio 0.980, 1.010, 0.970") in out
+    records = records_of(tmp_path)
     assert [r["recon_ratio"] for r in records if r.get("kind") == "health"] == [1.0, 0.99, 0.5, 0.98, 1.01, 0.97,
                                                                                1.0, 1.0]
     assert all(r["G_spread"] > loop.COLLAPSED_SPREAD for r in records if r.get("kind") == "health")
@@ -168,11 +180,39 @@ def test_a_bigan_whose_reconstructions_stay_unrelated_to_x_is_reported_once(tmp_
 
 
 def test_unlinked_is_only_checked_from_unlinked_from_step_on(tmp_path, digits, monkeypatch, capsys):
-    unlinked_after(monkeypatch, [1.0] * 4)
+    unlinked_after(monkeypatch, [1.0] * 5)
     per_epoch = len(digits[0]) // 64
     monkeypatch.setattr(loop, "UNLINKED_FROM_STEP", 2 * per_epoch + 1)  # epochs 1 and 2 end before it
-    train(small(epochs=4, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    train(small(epochs=5, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    out = capsys.readouterr().out
+    assert out.count("no closer to x") == 1 and "warning: epoch 5: G(E(x))" in out
+
+
+def test_unlinked_ratio_0_turns_the_check_off(tmp_path, digits, monkeypatch, capsys):
+    unlinked_after(monkeypatch, [1.0] * 4)
+    train(small(epochs=4, decay_epochs=0, unlinked_ratio=0), tmp_path, train_set=digits[0], test_set=digits[1])
     assert "no closer to x" not in capsys.readouterr().out
+    assert [r["recon_ratio"] for r in records_of(tmp_path) if r.get("kind") == "health"] == [1.0] * 4  # still logged
+
+
+def test_a_run_of_unlinked_epochs_goes_on_across_a_resume(tmp_path, digits, monkeypatch, capsys):
+    unlinked_after(monkeypatch, [0.5, 1.0, 1.0, 1.0])
+    train(small(epochs=3, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    assert "no closer to x" not in capsys.readouterr().out  # epochs 2 and 3 only
+    train(small(epochs=4, decay_epochs=0), tmp_path, resume=True, train_set=digits[0], test_set=digits[1])
+    assert "warning: epoch 4: G(E(x)) has been no closer to x than another training image is for 3 epochs" in (
+        capsys.readouterr().out)
+
+
+def test_each_kind_of_failure_is_reported_once(tmp_path, digits, monkeypatch, capsys):
+    unlinked_after(monkeypatch, [1.0] * 5)
+    spreads = iter([0.1, 0.1, 0.1, 0.0, 0.0])  # G draws one image from epoch 4 on
+    monkeypatch.setattr(loop, "generator_spread", lambda method, z: next(spreads))
+    train(small(epochs=5, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
+    out = capsys.readouterr().out
+    assert out.count("no closer to x") == 1 and out.count("G draws the same image") == 1
+    flagged = [(r["mode"], r["epoch"]) for r in records_of(tmp_path) if r.get("kind") == "collapse"]
+    assert flagged == [("unlinked", 3), ("one_image", 4)]
 
 
 def test_stop_on_collapse_also_stops_a_bigan_whose_e_and_g_do_not_invert_each_other(tmp_path, digits, monkeypatch,

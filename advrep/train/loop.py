@@ -224,11 +224,11 @@ def generator_spread(method: Method, z: torch.Tensor) -> float:
     return float(x.std(0).mean())
 
 
-# At or above this reconstruction ratio (reconstruction_ratio) G(E(x)) is no closer to x than another
-# training image is: E and G no longer invert each other. A 40 + 40-epoch MNIST BiGAN whose D won in
-# its first epochs drew per-pixel noise and measured 0.97-1.13 from epoch 4 on; a healthy one 0.87 after
-# one epoch and 0.73-0.80 after epochs 2-10 (docs/reliability.md).
-UNLINKED_RATIO = 0.97
+# At or above cfg.unlinked_ratio (default 0.97) the reconstruction ratio (reconstruction_ratio) says
+# G(E(x)) is no closer to x than another training image is: E and G do not invert each other. A
+# 40 + 40-epoch MNIST BiGAN whose D won in its first epochs drew per-pixel noise and measured 0.9695 after
+# epoch 4 and 1.06-1.13 after epochs 5-7; a healthy one 0.87 after epoch 1 and 0.73-0.80 after epochs
+# 2-10 (docs/reliability.md).
 UNLINKED_EPOCHS = 3  # consecutive epochs at or above it before the check fires
 UNLINKED_FROM_STEP = 1000  # and only from this many steps on: every fresh E and G start near 1
 RATIO_IMAGES = 256  # training images the per-epoch ratio is measured on
@@ -243,8 +243,8 @@ def reconstruction_ratio(method: Method, x: torch.Tensor) -> float:
     with torch.no_grad():
         flat = x.float().flatten(1)  # [B, C*H*W]
         recon = method.reconstruct(x).float().flatten(1)
-        other = (flat - flat.roll(1, 0)).norm(dim=1).mean()
-        ratio = float((flat - recon).norm(dim=1).mean() / other)
+        other = float((flat - flat.roll(1, 0)).norm(dim=1).mean())
+        ratio = float((flat - recon).norm(dim=1).mean()) / other if other > 0 else math.nan  # nan: all alike
     method.nets.train(was)
     return ratio
 
@@ -582,7 +582,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
     fixed_x = test_set.x[:32].to(device)
     # the images the per-epoch reconstruction ratio is measured on: a fixed draw from the training images
     ratio_x = fit_set.x[torch.randperm(len(fit_set), generator=torch.Generator().manual_seed(54321))[:RATIO_IMAGES]
-                        ].to(device) if method.has_encoder and method.has_generator else None
+                        ].to(device) if method.has_encoder and method.has_generator and dist.is_main() else None
     x_all = fit_set.x.to(device)  # [N, C, H, W], kept whole in memory
     y_all = fit_set.y.to(device) if fit_set.y is not None else None
     steps_per_epoch = len(fit_set) // cfg.batch_size  # the last partial batch is dropped
@@ -617,15 +617,28 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 pair_grid(fixed_x.cpu(), method.reconstruct(fixed_x).cpu(), run_dir / "recon" / f"{tag}.png")
         method.nets.train(was)
 
-    collapse_noted = resume and log.has("collapse")  # once per run, across resumes
-    unlinked: list[float] = []  # the ratios of the current run of epochs at or above UNLINKED_RATIO
+    # What a resumed run's log already holds (rank 0 reads it): the failures it warned of, once each per
+    # run (a record from before modes were logged is a one-image collapse), and the ratios of the run of
+    # epochs at or above cfg.unlinked_ratio that it ended in, so that a streak goes on across pieces.
+    earlier = read_metrics(log.path) if resume and dist.is_main() else []
+    noted = {r.get("mode", "one_image") for r in earlier if r.get("kind") == "collapse"}
+    unlinked: list[float] = []
+
+    def count_ratio(ratio: float, at_step: int) -> None:
+        if cfg.unlinked_ratio > 0 and ratio >= cfg.unlinked_ratio and at_step >= UNLINKED_FROM_STEP:
+            unlinked.append(ratio)
+        else:
+            unlinked.clear()
+
+    for r in earlier:
+        if r.get("kind") == "health" and "recon_ratio" in r:
+            count_ratio(r["recon_ratio"], r["step"])
 
     def check_collapse() -> None:
         """Rank 0, after each epoch: log G's spread over ``fixed_z`` and, with an encoder, the
         reconstruction ratio on ``ratio_x`` (a "health" line); warn once if G maps every latent to one
         image, or if G(E(x)) has been no closer to x than another image for UNLINKED_EPOCHS epochs.
         With ``stop_on_collapse`` every rank then raises GeneratorCollapsed instead of going on."""
-        nonlocal collapse_noted
         if fixed_z is None:
             return
         spread = ratio = math.nan
@@ -635,18 +648,15 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             log.write({"kind": "health", "step": step, "epoch": epoch, "G_spread": spread,
                        **({"recon_ratio": ratio} if ratio_x is not None else {}),
                        "time": time.perf_counter() - started})
-        if ratio >= UNLINKED_RATIO and step >= UNLINKED_FROM_STEP:
-            unlinked.append(ratio)
-        else:
-            unlinked.clear()
+        count_ratio(ratio, step)
         one_image = spread < COLLAPSED_SPREAD
         failed = "one_image" if one_image else "unlinked" if len(unlinked) >= UNLINKED_EPOCHS else None
-        if failed and not collapse_noted:
-            collapse_noted = True
+        if failed and failed not in noted:
+            noted.add(failed)
             log.write({"kind": "collapse", "mode": failed, "step": step, "epoch": epoch, "G_spread": spread,
                        **({"recon_ratio": ratio} if ratio_x is not None else {}),
                        "time": time.perf_counter() - started})
-            other = " or precision=fp32" if cfg.precision != "fp32" else ""
+            other = " or precision=fp32" if cfg.precision != "fp32" and one_image else ""
             then = ("stop_on_collapse is set, so training stops here" if cfg.stop_on_collapse else
                     f"consider stopping and starting afresh with another seed{other}, or set "
                     "stop_on_collapse=true to stop at once")
@@ -656,16 +666,17 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
             else:
                 what = (f"G(E(x)) has been no closer to x than another training image is for {len(unlinked)} "
                         f"epochs (reconstruction ratio {', '.join(f'{r:.3f}' for r in unlinked)} on "
-                        f"{len(ratio_x)} training images, at or above {UNLINKED_RATIO:g}): E and G do not "
-                        "invert each other. In a BiGAN this is D winning the game while G draws noise; the "
-                        "one such run we have had not recovered when it was stopped after epoch 42")
+                        f"{len(ratio_x)} training images, at or above unlinked_ratio={cfg.unlinked_ratio:g}): "
+                        "E and G do not invert each other. In the MNIST BiGAN this was D winning the game while "
+                        "G drew noise, and the only such run we have seen had not recovered by epoch 42, when "
+                        "it was stopped; set unlinked_ratio=0 if your method is not meant to reconstruct")
             print(f"warning: epoch {epoch}: {what} (docs/reliability.md). Checkpoints from here on hold the "
                   f"failed networks; {then}.", flush=True)
         if cfg.stop_on_collapse and dist.any_rank(failed is not None):
             # every rank raises the same kind: rank 0 measured it
             failed = "unlinked" if dist.any_rank(failed == "unlinked") else "one_image"
             measured = ((f", per-pixel spread {spread:.2g} < {COLLAPSED_SPREAD:g}" if failed == "one_image" else
-                         f", reconstruction ratio >= {UNLINKED_RATIO:g} for {len(unlinked)} epochs")
+                         f", reconstruction ratio >= {cfg.unlinked_ratio:g} for {len(unlinked)} epochs")
                         if dist.is_main() else "")
             what = ("G collapsed (one image for all 64 fixed latents" if failed == "one_image" else
                     "E and G stopped inverting each other (G(E(x)) no closer to x than another image")

@@ -43,7 +43,7 @@ class TensorBoardLog:
 
     def write(self, record: dict[str, Any]) -> None:
         kind = record.get("kind", "")
-        prefix = kind if kind in ("eval", "summary", "best", "health") else "train"
+        prefix = kind if kind in ("eval", "summary", "best", "health", "collapse") else "train"
         step = int(record.get("step", 0))
         for key, value in record.items():
             if key in _NOT_SCALARS or isinstance(value, bool) or not isinstance(value, (int, float)):
