@@ -147,6 +147,19 @@ def _curves(records: list[dict[str, Any]]) -> list[str]:
     if recon_keys:
         plots.append(line_plot_svg(series(evals, recon_keys, "epoch"), title="reconstruction over training",
                                    xlabel="epoch", height=240))
+    # the trainer's per-epoch checks for a lost game (docs/reliability.md)
+    health = [r for r in records if r.get("kind") == "health"]
+    health_keys = [k for k in ("recon_ratio", "G_spread") if any(k in r for r in health)]
+    if health_keys:
+        plots.append(line_plot_svg(series(health, health_keys, "epoch"), height=240, xlabel="epoch",
+                                   title="per-epoch checks (reconstruction ratio, G's spread)"))
+    for r in records:
+        if r.get("kind") == "collapse":
+            what = ("G(E(x)) no closer to x than another image (reconstruction ratio "
+                    f"{_fmt(r.get('recon_ratio'))})" if r.get("mode") == "unlinked" else
+                    f"G drew one image for every latent (spread {_fmt(r.get('G_spread'))})")
+            plots.append(f"<p class=note><b>Lost game</b> flagged after epoch {_fmt(r.get('epoch'))}: "
+                         f"{what}; see docs/reliability.md.</p>")
     return plots
 
 

@@ -51,11 +51,29 @@ def test_report_holds_every_section_and_is_self_contained(run):
     # samples, recon, interpolations, neighbours, latent scatter
     assert len(pngs) == 5 and all(im.format == "PNG" for im in pngs)
     assert "codes E(x) of 360 test images" in page  # the 2-D code scatter of the digits' test split
-    # Curves: losses, other numbers, learning rate (decays in the last epoch), accuracy, reconstruction.
-    assert page.count("<svg") == 5
+    # Curves: losses, other numbers, learning rate (decays in the last epoch), accuracy, reconstruction,
+    # and the per-epoch checks for a lost game.
+    assert page.count("<svg") == 6 and "per-epoch checks" in page
+    assert "Lost game" not in page
     assert "training losses" in page and "accuracy over training" in page
     summary = json.loads((run / "summary.json").read_text())
     assert f"{summary['1nn_test.z']:.6g}" in page  # the final 1NN accuracy, in the numbers table
+
+
+def test_a_lost_game_is_flagged_under_the_curves():
+    from advrep.report import _curves
+
+    records = [{"kind": "health", "step": 10 * e, "epoch": e, "G_spread": 0.1, "recon_ratio": r}
+               for e, r in ((1, 0.9), (2, 1.0), (3, 1.0), (4, 1.01))]
+    records.append({"kind": "collapse", "mode": "unlinked", "step": 40, "epoch": 4, "G_spread": 0.1,
+                    "recon_ratio": 1.01})
+    records.append({"kind": "collapse", "step": 50, "epoch": 5, "G_spread": 0.0})  # from before modes were logged
+    plots = _curves(records)
+    assert sum(p.startswith("<svg") for p in plots) == 1
+    notes = [p for p in plots if "Lost game" in p]
+    assert len(notes) == 2
+    assert "after epoch 4: G(E(x)) no closer to x than another image (reconstruction ratio 1.01)" in notes[0]
+    assert "after epoch 5: G drew one image for every latent (spread 0)" in notes[1]
 
 
 def test_config_table_marks_changed_settings(run):
