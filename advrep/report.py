@@ -44,6 +44,7 @@ figure { display: inline-block; margin: 8px 16px 8px 0; vertical-align: top; }
 figure img { image-rendering: pixelated; border: 1px solid #ddd; }
 figcaption { font-size: 12px; color: #555; max-width: 640px; }
 .note { color: #777; font-size: 13px; }
+.warn { color: #a00; font-size: 14px; }
 """
 
 
@@ -118,7 +119,8 @@ def _config_table(config: dict[str, Any]) -> str:
 
 
 def _curves(records: list[dict[str, Any]]) -> list[str]:
-    """SVG plots: the losses and the other logged numbers against step; evaluations against epoch."""
+    """SVG plots: the losses and the other logged numbers against step; evaluations and the trainer's
+    per-epoch checks against epoch; and a note for each lost game those checks flagged."""
     train = [r for r in records if "kind" not in r and "step" in r]
     evals = [r for r in records if r.get("kind") == "eval"]
     plots = []
@@ -151,14 +153,15 @@ def _curves(records: list[dict[str, Any]]) -> list[str]:
     health = [r for r in records if r.get("kind") == "health"]
     health_keys = [k for k in ("recon_ratio", "G_spread") if any(k in r for r in health)]
     if health_keys:
+        names = {"recon_ratio": "reconstruction ratio", "G_spread": "G's spread"}
         plots.append(line_plot_svg(series(health, health_keys, "epoch"), height=240, xlabel="epoch",
-                                   title="per-epoch checks (reconstruction ratio, G's spread)"))
+                                   title=f"per-epoch checks ({', '.join(names[k] for k in health_keys)})"))
     for r in records:
         if r.get("kind") == "collapse":
             what = ("G(E(x)) no closer to x than another image (reconstruction ratio "
                     f"{_fmt(r.get('recon_ratio'))})" if r.get("mode") == "unlinked" else
                     f"G drew one image for every latent (spread {_fmt(r.get('G_spread'))})")
-            plots.append(f"<p class=note><b>Lost game</b> flagged after epoch {_fmt(r.get('epoch'))}: "
+            plots.append(f"<p class=warn><b>Lost game</b> flagged after epoch {_fmt(r.get('epoch'))}: "
                          f"{what}; see docs/reliability.md.</p>")
     return plots
 

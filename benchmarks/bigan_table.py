@@ -82,7 +82,7 @@ the periodic 1NN checks: a row stopped by max_minutes and continued with --resum
 (benchmark.json keeps each piece's epochs, time, scores, probe included, commit and machine, and the notes
 under the table list each piece's); "(resumed)" marks time
 before the first recorded piece that is not counted, and a row trained again with `--reseed-on-collapse`
-adds the time its collapsed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor.
+adds the time its failed seeds trained, as their metrics.jsonl record it. Raw pixels are the floor.
 The LR and JLR rows' own discriminators are scored too (a list under the table, and their curves), as
 the reference code logs their 1NN (NNC_d) in those runs: LR's GAN is trained as D's, JLR's G also takes
 the regression loss."""
@@ -209,13 +209,14 @@ FAILED = {"one_image": "G collapsed", "unlinked": "E and G stopped inverting eac
 
 
 def collapsed_dir(run_dir: Path, seed: int) -> Path:
-    """Where --reseed-on-collapse moves a row's run whose G collapsed: RUN_ROOT/ROW.collapsed-seedS."""
+    """Where --reseed-on-collapse moves a row's run whose game failed: RUN_ROOT/ROW.collapsed-seedS."""
     return run_dir.with_name(f"{run_dir.name}.collapsed-seed{seed}")
 
 
 def collapsed_attempts(run_dir: Path, seed: int) -> list[dict]:
     """The runs --reseed-on-collapse moved aside for this row, from ``seed`` on with no gap, oldest first:
-    [{"seed", "epoch", "wall_s"}], the epoch being where the trainer's check fired."""
+    [{"seed", "epoch", "mode", "wall_s"}], the epoch being where the trainer's check fired and the mode
+    which check ("one_image" or "unlinked")."""
     found = []
     while collapsed_dir(run_dir, seed).is_dir():
         metrics = collapsed_dir(run_dir, seed) / "metrics.jsonl"
@@ -305,16 +306,15 @@ def table_lines(rows: dict[str, Row], results: dict[str, dict], raw: float, raw_
             wall += f", stopped by max_minutes after epoch {r['epochs_run']}"
         if r.get("collapsed_seeds"):  # a benchmark.json from before collapsed seeds' time was kept has none
             spent = [c.get("wall_s") for c in r["collapsed_seeds"]]
-            wall += (f", + {sum(spent) / 60:.1f} min on the collapsed seeds" if None not in spent else
-                     ", + the collapsed seeds' time (not recorded)")
+            wall += (f", + {sum(spent) / 60:.1f} min on the failed seeds" if None not in spent else
+                     ", + the failed seeds' time (not recorded)")
         best = f"{r['best_1nn_test']:.2f} ({r['best_epoch']})" if "best_1nn_test" in r else "—"
         label = row.label
         if "collapsed_epoch" in r:
             label += f" ({FAILED[r.get('collapse_mode', 'one_image')]} at epoch {r['collapsed_epoch']})"
         if r.get("collapsed_seeds"):
             label += f" (seed {r['seed']}; " + ", ".join(
-                f"seed {c['seed']} collapsed at epoch {c['epoch']}" if c.get("mode") != "unlinked" else
-                f"seed {c['seed']}: E and G stopped inverting each other at epoch {c['epoch']}"
+                f"seed {c['seed']}: {FAILED[c.get('mode') or 'one_image']} at epoch {c['epoch']}"
                 for c in r["collapsed_seeds"]) + ")"
         lines.append(f"| {label} | {row.paper:.2f} | {ours:.2f} | {ours - row.paper:+.2f} | {held}{best} | "
                      f"{cell(r, '1nn_test.z')} | {cell(r, f'probe_test.{row.feature}')} | "

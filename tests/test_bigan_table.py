@@ -1,6 +1,7 @@
 """benchmarks/bigan_table.py: a row trained with keep_best reports the test score of the weights the
 validation split chose, beside the final weights' score; rows resumed in pieces; a row whose G
-collapsed; a regressor row's own discriminator, against the paper's D row;
+collapsed, or whose game failed with E and G no longer inverting each other; a regressor row's own
+discriminator, against the paper's D row;
 benchmarks/bn_seed_spread.py, which scores a table row's weights once per batch-norm draw;
 benchmarks/deploy_losses.py, which averages a run's training losses at fixed weights;
 benchmarks/bn_variance.py, which measures the batch variances entering a run's batch norms;
@@ -133,13 +134,13 @@ def test_reseed_on_collapse_moves_a_collapsed_row_aside_and_trains_it_again_with
         assert c["wall_s"] == json.loads(log[-1])["time"] > 0 and json.loads(log[-1])["kind"] == "collapse"
     assert json.loads((tmp_path / "d" / "config.json").read_text())["seed"] == 2
     line = bigan_table.table_lines({"d": row}, {"d": results}, raw=97.0)[-1]
-    assert line.startswith(f"| {row.label} (seed 2; seed 0 collapsed at epoch 1, seed 1 collapsed at epoch 1) |")
+    assert line.startswith(f"| {row.label} (seed 2; seed 0: G collapsed at epoch 1, seed 1: G collapsed at epoch 1) |")
     spent = sum(c["wall_s"] for c in results["collapsed_seeds"]) / 60
-    assert line.endswith(f" min, + {spent:.1f} min on the collapsed seeds |")
+    assert line.endswith(f" min, + {spent:.1f} min on the failed seeds |")
     # a row recorded before that time was kept says so rather than leaving it out
     old = {**results, "collapsed_seeds": [{"seed": 0, "epoch": 1}]}
     assert bigan_table.table_lines({"d": row}, {"d": old}, raw=97.0)[-1].endswith(
-        ", + the collapsed seeds' time (not recorded) |")
+        ", + the failed seeds' time (not recorded) |")
 
 
 def test_reseed_on_collapse_also_retrains_a_bigan_whose_e_and_g_stopped_inverting_each_other(

@@ -37,10 +37,11 @@ from ..checkpoint import (
 )
 from ..config import Config
 from ..data import Dataset, load_dataset
+from ..eval.recon import reconstruction_errors
 from ..evaluate import compute_features, evaluate, fit_split, format_table, refresh_batch_norm
 from ..images import pair_grid, save_grid
 from ..methods import Method, build_method
-from ..report import first_record, read_metrics
+from ..report import read_metrics
 from .precision import FP32, Precision
 from .tensorboard import TensorBoardLog
 
@@ -224,27 +225,25 @@ def generator_spread(method: Method, z: torch.Tensor) -> float:
     return float(x.std(0).mean())
 
 
-# At or above cfg.unlinked_ratio (default 0.97) the reconstruction ratio (reconstruction_ratio) says
-# G(E(x)) is no closer to x than another training image is: E and G do not invert each other. A
-# 40 + 40-epoch MNIST BiGAN whose D won in its first epochs drew per-pixel noise and measured 0.9695 after
-# epoch 4 and 1.06-1.13 after epochs 5-7; a healthy one 0.87 after epoch 1 and 0.73-0.80 after epochs
-# 2-10 (docs/reliability.md).
+# At or above cfg.unlinked_ratio (default 0.95) the reconstruction ratio (reconstruction_ratio) says
+# G(E(x)) is no closer to x than to another training image: E and G do not invert each other. A
+# 40 + 40-epoch MNIST BiGAN whose D won in its first epochs drew per-pixel noise and measured 0.99, 0.88,
+# 0.87, 0.99, 1.00 and 0.98 after epochs 1-6; a healthy one 0.92 and 0.89 after epochs 1-2 and 0.78-0.83
+# after epochs 3-10 (docs/reliability.md).
 UNLINKED_EPOCHS = 3  # consecutive epochs at or above it before the check fires
 UNLINKED_FROM_STEP = 1000  # and only from this many steps on: every fresh E and G start near 1
 RATIO_IMAGES = 256  # training images the per-epoch ratio is measured on
 
 
 def reconstruction_ratio(method: Method, x: torch.Tensor) -> float:
-    """How much closer G(E(x)) is to x than another image of the set is: the mean Euclidean distance
-    ||x - G(E(x))|| over the mean ||x - x'||, where x' is x rolled by one image (so fixed). Networks in
-    eval mode (no batch-norm update, no collective). 0: perfect reconstruction; about 1: none."""
+    """The evaluation's reconstruction ratio (advrep.eval.recon) on ``x``: the mean distance
+    ||x - G(E(x))|| over the mean distance from G(E(x)) to another image of ``x`` (a fixed derangement).
+    Networks in eval mode (no batch-norm update, no collective). 0: perfect reconstruction; about 1:
+    G(E(x)) carries nothing of which x it came from; nan when every image is the same."""
     was = method.nets.training
     method.nets.eval()
     with torch.no_grad():
-        flat = x.float().flatten(1)  # [B, C*H*W]
-        recon = method.reconstruct(x).float().flatten(1)
-        other = float((flat - flat.roll(1, 0)).norm(dim=1).mean())
-        ratio = float((flat - recon).norm(dim=1).mean()) / other if other > 0 else math.nan  # nan: all alike
+        ratio = reconstruction_errors(x, method.reconstruct(x))["recon_ratio"]
     method.nets.train(was)
     return ratio
 
@@ -411,10 +410,6 @@ class RunLog:
         self.path.rename(kept)
         print(f"note: {self.path} held an earlier run's log, with no checkpoint to resume from; kept it as "
               f"{kept.name} and started a new one.", flush=True)
-
-    def has(self, kind: str) -> bool:
-        """Whether the log already holds a record of this kind (read on rank 0; False elsewhere)."""
-        return dist.is_main() and first_record(self.path, kind) is not None
 
     def write(self, record: dict[str, Any]) -> None:
         if dist.is_main():
@@ -664,7 +659,7 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
                 what = (f"G draws the same image for all 64 fixed latents (per-pixel spread {spread:.2g}, below "
                         f"{COLLAPSED_SPREAD:g}). It may not recover: the D baseline's GAN did not")
             else:
-                what = (f"G(E(x)) has been no closer to x than another training image is for {len(unlinked)} "
+                what = (f"G(E(x)) has been no closer to x than to another training image for {len(unlinked)} "
                         f"epochs (reconstruction ratio {', '.join(f'{r:.3f}' for r in unlinked)} on "
                         f"{len(ratio_x)} training images, at or above unlinked_ratio={cfg.unlinked_ratio:g}): "
                         "E and G do not invert each other. In the MNIST BiGAN this was D winning the game while "
