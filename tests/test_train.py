@@ -207,10 +207,10 @@ def test_a_run_of_unlinked_epochs_goes_on_across_a_resume(tmp_path, digits, monk
 
 def test_a_collapse_logged_before_modes_were_does_not_silence_the_unlinked_check(tmp_path, digits, monkeypatch,
                                                                                 capsys):
+    unlinked_after(monkeypatch, [0.5] + [1.0] * 3)
     train(small(epochs=1, decay_epochs=0), tmp_path, train_set=digits[0], test_set=digits[1])
     with open(tmp_path / "metrics.jsonl", "a") as f:  # what an older advrep wrote for a one-image collapse
         f.write(json.dumps({"kind": "collapse", "step": 1, "epoch": 1, "G_spread": 0.0}) + "\n")
-    unlinked_after(monkeypatch, [1.0] * 3)
     train(small(epochs=4, decay_epochs=0), tmp_path, resume=True, train_set=digits[0], test_set=digits[1])
     out = capsys.readouterr().out
     assert "warning: epoch 4: G(E(x)) has been no closer" in out and "G draws the same image" not in out
