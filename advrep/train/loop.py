@@ -637,19 +637,19 @@ def _train(cfg: Config, run_dir: Path, *, resume: bool, train_set: Dataset | Non
         if fixed_z is None:
             return
         spread = ratio = math.nan
+        readings: dict[str, float] = {}  # rank 0's readings, for the health line and a collapse line
         if dist.is_main():
             spread = generator_spread(method, fixed_z)
             ratio = reconstruction_ratio(method, ratio_x) if ratio_x is not None else math.nan
-            log.write({"kind": "health", "step": step, "epoch": epoch, "G_spread": spread,
-                       **({"recon_ratio": ratio} if ratio_x is not None else {}),
+            readings = {"G_spread": spread, **({"recon_ratio": ratio} if ratio_x is not None else {})}
+            log.write({"kind": "health", "step": step, "epoch": epoch, **readings,
                        "time": time.perf_counter() - started})
         count_ratio(ratio, step)
         one_image = spread < COLLAPSED_SPREAD
         failed = "one_image" if one_image else "unlinked" if len(unlinked) >= UNLINKED_EPOCHS else None
         if failed and failed not in noted:
             noted.add(failed)
-            log.write({"kind": "collapse", "mode": failed, "step": step, "epoch": epoch, "G_spread": spread,
-                       **({"recon_ratio": ratio} if ratio_x is not None else {}),
+            log.write({"kind": "collapse", "mode": failed, "step": step, "epoch": epoch, **readings,
                        "time": time.perf_counter() - started})
             other = " or precision=fp32" if cfg.precision != "fp32" and one_image else ""
             then = ("stop_on_collapse is set, so training stops here" if cfg.stop_on_collapse else
