@@ -55,8 +55,7 @@ def test_every_record_becomes_scalars_at_its_step(tmp_path, monkeypatch):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     expected = []
     for r in records:
-        prefix = {"eval": "eval", "summary": "summary", "best": "best", "health": "health",
-                  "collapse": "collapse"}.get(r.get("kind"), "train")
+        prefix = r["kind"] if r.get("kind") in ("eval", "summary", "best", "health", "collapse") else "train"
         expected += [(f"{prefix}/{k}", float(v), r["step"]) for k, v in r.items()
                      if k not in ("step", "epoch", "kind") and isinstance(v, (int, float))
                      and not isinstance(v, bool)]  # flags such as stopped_by_max_minutes are not curves
